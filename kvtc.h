@@ -270,9 +270,9 @@ typedef enum kvtc_norm_type {
 
 /* Zero means default: `kvtc_codec_params p = {0}; p.head_dim = 128; p.bits = 4;` */
 typedef struct kvtc_codec_params {
-    kvtc_method method;
     int head_dim;                /* required: 3..1024 (HADAMARD: multiple of 8) */
     int bits;                    /* required: TQ_MSE 1..8, TQ_PROD 2..8, AFFINE 1..8 */
+    kvtc_method method;
     kvtc_rotation_kind rotation; /* TQ only; AFFINE never rotates */
     int rotation_rounds;         /* HADAMARD: 0 = 1 if head_dim is a power of two, else 2 */
     kvtc_codebook_kind codebook;

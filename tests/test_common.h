@@ -41,13 +41,13 @@ typedef struct test_case {
     } while (0)
 
 /* Fill n floats with N(0, 1) from a seeded generator. */
-static void test_gaussian_fill(kvtc_rng *r, float *x, size_t n) {
+static KVTC__UNUSED void test_gaussian_fill(kvtc_rng *r, float *x, size_t n) {
     size_t i;
     for (i = 0; i < n; ++i) x[i] = (float)kvtc_rng_gaussian(r);
 }
 
 /* Normalize each of n rows of d floats to unit length. */
-static void test_normalize_rows(float *x, size_t n, int d) {
+static KVTC__UNUSED void test_normalize_rows(float *x, size_t n, int d) {
     size_t i;
     int j;
     for (i = 0; i < n; ++i) {
