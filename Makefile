@@ -61,8 +61,21 @@ codebooks: $(B)/gen_codebooks
 check-codebooks: $(B)/gen_codebooks
 	./$(B)/gen_codebooks | cmp - codebooks.h && echo "codebooks.h matches its generator"
 
-test: compile-check check-codebooks $(B)/test_kvtc $(B)/test_kvtc_san
-	@bash tests/run_all.sh ./$(B)/test_kvtc ./$(B)/test_kvtc_san
+test: compile-check check-codebooks $(B)/test_kvtc $(B)/test_kvtc_san $(B)/test_kvtc_cuda
+	@bash tests/run_all.sh ./$(B)/test_kvtc ./$(B)/test_kvtc_san ./$(B)/test_kvtc_cuda
+
+# ---- GPU ---------------------------------------------------------------------
+$(B)/test_kvtc_cuda: tests/test_kvtc_cuda.cu kvtc_cuda.cuh $(TEST_DEPS) | $(B)
+	$(NVCC) $(NVCC_FLAGS) tests/test_kvtc_cuda.cu -o $@
+$(B)/bench_cuda_codec: bench/bench_cuda_codec.cu kvtc_cuda.cuh $(HEADERS) | $(B)
+	$(NVCC) $(NVCC_FLAGS) $< -o $@
+
+gpu-test: $(B)/test_kvtc_cuda
+	./$(B)/test_kvtc_cuda
+	compute-sanitizer --tool memcheck --error-exitcode 1 ./$(B)/test_kvtc_cuda quick
+	compute-sanitizer --tool racecheck --error-exitcode 1 ./$(B)/test_kvtc_cuda quick
+gpu-bench: $(B)/bench_cuda_codec
+	./$(B)/bench_cuda_codec
 
 # ---- demo and benchmarks -----------------------------------------------------
 $(B)/demo: examples/demo.c $(HEADERS) | $(B)

@@ -1361,14 +1361,15 @@ static kvtc_status kvtc__encode_one(const kvtc_codec *c, const float *x, kvtc__s
     } else {
         float y[KVTC_MAX_HEAD_DIM];
         uint16_t idx[KVTC_MAX_HEAD_DIM];
-        double norm = sqrt(ss), chat = 0.0;
+        double norm = sqrt(ss), chat = 0.0, inv;
         float stored;
         int b = c->mse_bits;
         if (norm == 0.0) {
             kvtc__zero_slot(c, s);
             return KVTC_OK;
         }
-        for (j = 0; j < d; ++j) y[j] = (float)((double)x[j] / norm);
+        inv = 1.0 / norm; /* u = x * (1/n) in double: the GPU encoder computes exactly this */
+        for (j = 0; j < d; ++j) y[j] = (float)((double)x[j] * inv);
         kvtc__rotate_one(&c->rot, y, y, 0);
         for (j = 0; j < d; ++j) {
             double cj;

@@ -1,0 +1,796 @@
+/* kvtc_cuda.cuh - GPU kernels of kvtc and their host launchers.  v0.1.0
+ *
+ * The declarations below are plain C (they need kvtc.h and the CUDA runtime
+ * headers), so a C program can call the launchers. The kernels and launcher
+ * bodies sit behind KVTC_CUDA_IMPLEMENTATION, defined in one .cu file:
+ *
+ *   #define KVTC_IMPLEMENTATION        // kvtc.h's CPU code, once per program
+ *   #define KVTC_CUDA_IMPLEMENTATION
+ *   #include "kvtc_cuda.cuh"
+ *
+ *   nvcc -std=c++17 -O3 -arch=sm_90 -I. my_engine.cu
+ *
+ * Every launcher takes a stream (last), returns kvtc_status, allocates
+ * nothing, never synchronises, and checks its launch. Device memory always
+ * comes from the caller, sized by a *_bytes() helper.
+ *
+ * Records are bit-identical to kvtc.h's (same layout, same arithmetic in the
+ * same order) for the Hadamard and NONE rotations; sums of squares are
+ * reduced in another order, which can move a value across a rounding edge
+ * with probability ~1e-9 per element. Bit-parity assumes the CPU build does
+ * not contract a*b+c into fma (true for -std=c99/c11, or -ffp-contract=off).
+ *
+ * Sections: >>codec-upload >>compress >>decompress
+ */
+#ifndef KVTC_CUDA_CUH_INCLUDED
+#define KVTC_CUDA_CUH_INCLUDED
+
+#include <cuda_runtime_api.h>
+#include "kvtc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element type of uncompressed tensors on the GPU. */
+typedef enum kvtc_dtype {
+    KVTC_DTYPE_DEFAULT = 0, /* F16 */
+    KVTC_DTYPE_F16,
+    KVTC_DTYPE_BF16,
+    KVTC_DTYPE_F32,
+    KVTC_DTYPE_COUNT
+} kvtc_dtype;
+
+/* Status bits a kernel ORs into an optional device word (see launchers). */
+#define KVTC_CUDA_FLAG_NONFINITE 1u /* a vector had NaN/Inf: stored as zero */
+#define KVTC_CUDA_FLAG_RANGE 2u     /* a norm/scale overflowed its type: stored as zero */
+#define KVTC_CUDA_FLAG_BAD_SLOT 4u  /* a slot was < -1 or beyond the cache: token skipped */
+
+/* A codec's tables in device memory. `meta` is the host codec's description
+ * (parameters, sizes, codebook) with its table pointers cleared. */
+typedef struct kvtc_cuda_codec {
+    kvtc_codec meta;
+    const float *d_centroids, *d_boundaries; /* 2^mse_bits, 2^mse_bits - 1 */
+    const float *d_signs;                    /* HADAMARD: rounds x head_dim */
+    const uint16_t *d_perm;                  /* HADAMARD, permuted: rounds x head_dim */
+    const float *d_matrix, *d_matrix_t;      /* DENSE: P and P^T, row-major */
+    const float *d_qjl_t;                    /* TQ_PROD: S^T, head_dim x qjl_dim (S itself follows it) */
+} kvtc_cuda_codec;
+
+/* Device bytes kvtc_cuda_codec_init needs for codec c's tables. */
+KVTC_DEF kvtc_status kvtc_cuda_codec_bytes(const kvtc_codec *c, size_t *bytes);
+/* Upload c's tables into d_mem (d_mem_bytes from kvtc_cuda_codec_bytes) on
+ * `stream`; c may be destroyed once this returns. */
+KVTC_DEF kvtc_status kvtc_cuda_codec_init(const kvtc_codec *c, void *d_mem, size_t d_mem_bytes, kvtc_cuda_codec *out,
+                                          cudaStream_t stream);
+
+/* Compress keys and values [n_tokens][n_kv_heads][head_dim] of `dtype` into
+ * their paged caches at slot_mapping[token] (-1 = skip), keys with kc and
+ * values with vc, in one launch. vc/d_v/d_v_cache may all be NULL (keys only).
+ * d_status (may be NULL) receives KVTC_CUDA_FLAG_* bits. */
+KVTC_DEF kvtc_status kvtc_cuda_cache_write(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
+                                           const kvtc_cache_params *cp, const void *d_k, const void *d_v,
+                                           kvtc_dtype dtype, size_t n_tokens, const int64_t *d_slot_mapping,
+                                           void *d_k_cache, size_t k_cache_bytes, void *d_v_cache,
+                                           size_t v_cache_bytes, unsigned int *d_status, cudaStream_t stream);
+/* Decompress tokens from their slots into d_out [n_tokens][n_kv_heads][head_dim]
+ * of `dtype` (a slot of -1, or an invalid one, gives zeros). */
+KVTC_DEF kvtc_status kvtc_cuda_cache_read(const kvtc_cuda_codec *c, const kvtc_cache_params *cp, const void *d_cache,
+                                          size_t cache_bytes, size_t n_tokens, const int64_t *d_slot_mapping,
+                                          void *d_out, kvtc_dtype dtype, size_t out_count, cudaStream_t stream);
+/* Encode n vectors [n][head_dim] into the flat layout of kvtc_codec_encode. */
+KVTC_DEF kvtc_status kvtc_cuda_encode(const kvtc_cuda_codec *c, const void *d_x, kvtc_dtype dtype, size_t n_vectors,
+                                      void *d_out, size_t out_bytes, unsigned int *d_status, cudaStream_t stream);
+/* Decode n vectors from the flat layout into d_x [n][head_dim] of `dtype`. */
+KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in, size_t in_bytes, size_t n_vectors,
+                                      void *d_x, kvtc_dtype dtype, size_t x_count, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVTC_CUDA_CUH_INCLUDED */
+
+/* ======================================================================== */
+#if defined(KVTC_CUDA_IMPLEMENTATION) && !defined(KVTC_CUDA_IMPLEMENTATION_INCLUDED)
+#define KVTC_CUDA_IMPLEMENTATION_INCLUDED
+#ifndef __CUDACC__
+#error "KVTC_CUDA_IMPLEMENTATION needs nvcc (define it in a .cu file)"
+#endif
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <string.h>
+
+#ifndef KVTC_CUDA_LOG /* a program may define it to print failing calls */
+#define KVTC_CUDA_LOG(call, err, file, line) ((void)0)
+#endif
+#define KVTC_CUDA_CHECK(call)                                                                                          \
+    do {                                                                                                               \
+        cudaError_t e_ = (call);                                                                                       \
+        if (e_ != cudaSuccess) {                                                                                       \
+            KVTC_CUDA_LOG(#call, e_, __FILE__, __LINE__);                                                              \
+            return kvtc__from_cuda(e_);                                                                                \
+        }                                                                                                              \
+    } while (0)
+
+static kvtc_status kvtc__from_cuda(cudaError_t e) {
+    if (e == cudaErrorMemoryAllocation) return KVTC_ERR_NOMEM;
+    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) return KVTC_ERR_NO_DEVICE;
+    return KVTC_ERR_CUDA;
+}
+
+/* >>codec-upload */
+typedef struct kvtc__cuda_tables { /* byte offsets of each table in the device block */
+    size_t centroids, boundaries, signs, perm, matrix, matrix_t, qjl, qjl_t, bytes;
+} kvtc__cuda_tables;
+
+static kvtc__cuda_tables kvtc__cuda_tables_of(const kvtc_codec *c) {
+    kvtc__cuda_tables t;
+    size_t d = (size_t)c->params.head_dim, off = 0, rounds = (size_t)c->rot.rounds;
+#define KVTC__TAKE(field, n) (t.field = off, off += ((n) + 255) & ~(size_t)255)
+    KVTC__TAKE(centroids, sizeof(float) << KVTC_MAX_BITS);
+    KVTC__TAKE(boundaries, sizeof(float) << KVTC_MAX_BITS);
+    KVTC__TAKE(signs, c->rot.signs ? rounds * d * sizeof(float) : 0);
+    KVTC__TAKE(perm, c->rot.perm ? rounds * d * sizeof(uint16_t) : 0);
+    KVTC__TAKE(matrix, c->rot.matrix ? d * d * sizeof(float) : 0);
+    KVTC__TAKE(matrix_t, c->rot.matrix ? d * d * sizeof(float) : 0);
+    KVTC__TAKE(qjl, c->qjl ? (size_t)c->params.qjl_dim * d * sizeof(float) : 0);
+    KVTC__TAKE(qjl_t, c->qjl ? (size_t)c->params.qjl_dim * d * sizeof(float) : 0);
+#undef KVTC__TAKE
+    t.bytes = off;
+    return t;
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_codec_bytes(const kvtc_codec *c, size_t *bytes) {
+    if (!c || !bytes) return KVTC_ERR_NULL;
+    *bytes = kvtc__cuda_tables_of(c).bytes;
+    return KVTC_OK;
+}
+
+/* rows x cols row-major src -> cols x rows row-major dst */
+__global__ void kvtc__k_transpose(const float *__restrict__ src, int rows, int cols, float *__restrict__ dst) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (long long)rows * cols) dst[(i % cols) * rows + i / cols] = src[i];
+}
+
+static kvtc_status kvtc__cuda_upload_t(const float *host, int rows, int cols, unsigned char *d_plain, unsigned char *d_t,
+                                       cudaStream_t stream) {
+    size_t n = (size_t)rows * (size_t)cols;
+    KVTC_CUDA_CHECK(cudaMemcpyAsync(d_plain, host, n * sizeof(float), cudaMemcpyHostToDevice, stream));
+    kvtc__k_transpose<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>((const float *)d_plain, rows, cols, (float *)d_t);
+    KVTC_CUDA_CHECK(cudaGetLastError());
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_codec_init(const kvtc_codec *c, void *d_mem, size_t d_mem_bytes,
+                                                     kvtc_cuda_codec *out, cudaStream_t stream) {
+    kvtc__cuda_tables t;
+    unsigned char *base = (unsigned char *)d_mem;
+    size_t d;
+    if (!c || !d_mem || !out) return KVTC_ERR_NULL;
+    t = kvtc__cuda_tables_of(c);
+    if (d_mem_bytes < t.bytes) return KVTC_ERR_SMALL;
+    d = (size_t)c->params.head_dim;
+    memset(out, 0, sizeof(*out));
+    out->meta = *c;
+    out->meta.rot.signs = NULL;
+    out->meta.rot.perm = NULL;
+    out->meta.rot.matrix = NULL;
+    out->meta.qjl = NULL;
+    KVTC_CUDA_CHECK(cudaMemcpyAsync(base + t.centroids, c->centroids, sizeof(c->centroids), cudaMemcpyHostToDevice, stream));
+    KVTC_CUDA_CHECK(cudaMemcpyAsync(base + t.boundaries, c->boundaries, sizeof(c->boundaries), cudaMemcpyHostToDevice, stream));
+    out->d_centroids = (const float *)(base + t.centroids);
+    out->d_boundaries = (const float *)(base + t.boundaries);
+    if (c->rot.signs) {
+        KVTC_CUDA_CHECK(cudaMemcpyAsync(base + t.signs, c->rot.signs, (size_t)c->rot.rounds * d * sizeof(float),
+                                        cudaMemcpyHostToDevice, stream));
+        out->d_signs = (const float *)(base + t.signs);
+    }
+    if (c->rot.perm) {
+        KVTC_CUDA_CHECK(cudaMemcpyAsync(base + t.perm, c->rot.perm, (size_t)c->rot.rounds * d * sizeof(uint16_t),
+                                        cudaMemcpyHostToDevice, stream));
+        out->d_perm = (const uint16_t *)(base + t.perm);
+    }
+    if (c->rot.matrix) {
+        kvtc_status st = kvtc__cuda_upload_t(c->rot.matrix, (int)d, (int)d, base + t.matrix, base + t.matrix_t, stream);
+        if (st != KVTC_OK) return st;
+        out->d_matrix = (const float *)(base + t.matrix);
+        out->d_matrix_t = (const float *)(base + t.matrix_t);
+    }
+    if (c->qjl) {
+        kvtc_status st = kvtc__cuda_upload_t(c->qjl, c->params.qjl_dim, (int)d, base + t.qjl, base + t.qjl_t, stream);
+        if (st != KVTC_OK) return st;
+        out->d_qjl_t = (const float *)(base + t.qjl_t);
+    }
+    return KVTC_OK;
+}
+
+/* ---- device view of one codec and one tensor ------------------------------ */
+struct kvtc__dc {
+    const float *cent, *bnd, *signs, *mat, *mat_t, *qjl_t;
+    const uint16_t *perm;
+    const void *x; /* input (compress) */
+    void *y;       /* output: cache (compress) or tensor (decompress) */
+    const void *cache_in;
+    unsigned long long off_codes, off_scales, off_qjl, off_rnorms, page_bytes;
+    unsigned long long code_bytes, scale_bytes, qjl_bytes, rnorm_bytes;
+    int method, d, bits, mse_bits, norm32, corr, m, gs, rot, rounds, block;
+    float fwht_scale;
+};
+
+struct kvtc__args {
+    kvtc__dc t[2];                 /* K (blockIdx.y = 0) and V (1) */
+    const long long *slots;        /* NULL: slot = token (flat layout) */
+    long long n_vectors;           /* n_tokens * n_heads, < 2^31 */
+    int n_heads, block_size, dtype;
+    long long n_slots;             /* n_blocks * block_size, < 2^31 */
+    unsigned int *status;
+};
+
+#define KVTC__FULL 0xffffffffu
+#define KVTC__WARPS 4 /* vectors per 128-thread block, one warp each */
+
+static __device__ __forceinline__ float kvtc__load(const void *p, long long i, int dtype) {
+    if (dtype == KVTC_DTYPE_F32) return ((const float *)p)[i];
+    if (dtype == KVTC_DTYPE_BF16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return __half2float(((const __half *)p)[i]);
+}
+static __device__ __forceinline__ void kvtc__store(void *p, long long i, int dtype, float v) {
+    if (dtype == KVTC_DTYPE_F32) ((float *)p)[i] = v;
+    else if (dtype == KVTC_DTYPE_BF16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    else ((__half *)p)[i] = __float2half_rn(v);
+}
+static __device__ __forceinline__ double kvtc__warp_sum(double v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(KVTC__FULL, v, o);
+    return v;
+}
+/* Store a norm as the CPU does; returns what a decoder reads back. Norms and
+ * scales are stored as whole aligned words (the layout keeps them 2- or
+ * 4-byte aligned): byte stores of a half's bits were seen to store its value. */
+static __device__ __forceinline__ float kvtc__put_norm(unsigned char *p, int norm32, float v) {
+    if (norm32) {
+        *(unsigned *)p = __float_as_uint(v);
+        return v;
+    }
+    __half h = __float2half_rn(v);
+    *(unsigned short *)p = __half_as_ushort(h);
+    return __half2float(h);
+}
+static __device__ __forceinline__ float kvtc__get_norm(const unsigned char *p, int norm32) {
+    if (norm32) return __uint_as_float(*(const unsigned *)p);
+    return __half2float(__ushort_as_half(*(const unsigned short *)p));
+}
+
+/* Element i = p*32 + lane of a vector lives in x[p] of lane `lane` (strided
+ * layout: a block of 2^k <= 32 coordinates spans lanes, larger blocks span p). */
+
+/* Normalized FWHT on each block of `block` coordinates, butterflies in the
+ * CPU's order: stage h pairs (j, j+h) into (a+b, a-b). */
+template <int EPL>
+static __device__ __forceinline__ void kvtc__fwht(float (&x)[EPL], int block, float scale, int lane) {
+    for (int h = 1; h < block && h < 32; h <<= 1) {
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) {
+            float o = __shfl_xor_sync(KVTC__FULL, x[p], h);
+            x[p] = (lane & h) ? __fsub_rn(o, x[p]) : __fadd_rn(x[p], o);
+        }
+    }
+#pragma unroll
+    for (int hp = 1; hp < EPL; hp <<= 1)
+        if ((hp << 5) < block) {
+#pragma unroll
+            for (int p = 0; p < EPL; ++p)
+                if (!(p & hp) && (p | hp) < EPL) {
+                    float a = x[p], b = x[p | hp];
+                    x[p] = __fadd_rn(a, b);
+                    x[p | hp] = __fsub_rn(a, b);
+                }
+        }
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) x[p] = __fmul_rn(x[p], scale);
+}
+
+/* y = P x (forward) or x = P^T y; buf is this warp's shared scratch of EPL*32 floats. */
+template <int EPL>
+static __device__ void kvtc__rotate(const kvtc__dc &c, float (&x)[EPL], float *buf, int lane, bool transpose) {
+    if (c.rot == KVTC_ROTATION_DENSE) {
+        const float *m = transpose ? c.mat : c.mat_t; /* both read as [j][i], coalesced over i */
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) buf[p * 32 + lane] = x[p];
+        __syncwarp();
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) {
+            int i = p * 32 + lane;
+            float acc = 0.0f;
+            if (i < c.d)
+                for (int j = 0; j < c.d; ++j) acc = __fadd_rn(acc, __fmul_rn(m[(size_t)j * c.d + i], buf[j]));
+            x[p] = acc;
+        }
+        __syncwarp();
+        return;
+    }
+    if (c.rot != KVTC_ROTATION_HADAMARD) return;
+    for (int rr = 0; rr < c.rounds; ++rr) {
+        int r = transpose ? c.rounds - 1 - rr : rr;
+        const float *s = c.signs + (size_t)r * c.d;
+        const uint16_t *perm = c.perm ? c.perm + (size_t)r * c.d : NULL;
+        if (transpose) kvtc__fwht<EPL>(x, c.block, c.fwht_scale, lane);
+        if (!transpose) {
+#pragma unroll
+            for (int p = 0; p < EPL; ++p)
+                if (p * 32 + lane < c.d) x[p] = __fmul_rn(x[p], s[p * 32 + lane]);
+        }
+        if (perm) { /* forward gathers x'[i] = x[perm[i]]; the transpose scatters back */
+#pragma unroll
+            for (int p = 0; p < EPL; ++p) {
+                int i = p * 32 + lane;
+                if (i < c.d) buf[transpose ? perm[i] : i] = x[p];
+            }
+            __syncwarp();
+#pragma unroll
+            for (int p = 0; p < EPL; ++p) {
+                int i = p * 32 + lane;
+                if (i < c.d) x[p] = buf[transpose ? i : perm[i]];
+            }
+            __syncwarp();
+        }
+        if (!transpose) kvtc__fwht<EPL>(x, c.block, c.fwht_scale, lane);
+        if (transpose) {
+#pragma unroll
+            for (int p = 0; p < EPL; ++p)
+                if (p * 32 + lane < c.d) x[p] = __fmul_rn(x[p], s[p * 32 + lane]);
+        }
+    }
+}
+
+/* Pack this warp's indices idx[0..d) (width b) into `out` (nbytes), LSB-first. */
+static __device__ __forceinline__ void kvtc__pack_warp(const unsigned char *idx, int d, int b, unsigned char *out,
+                                                       int nbytes, int lane) {
+    for (int B = lane; B < nbytes; B += 32) {
+        int bit = B * 8, e0 = bit / b, e1 = min((bit + 7) / b, d - 1);
+        unsigned v = 0;
+        for (int e = e0; e <= e1; ++e) {
+            int sh = e * b - bit;
+            v |= sh >= 0 ? ((unsigned)idx[e] << sh) : ((unsigned)idx[e] >> -sh);
+        }
+        out[B] = (unsigned char)v;
+    }
+}
+
+static __device__ __forceinline__ unsigned kvtc__dcode_at(const unsigned char *row, int nbytes, int j, int b) {
+    int bit = j * b, byte = bit >> 3;
+    unsigned v = row[byte];
+    if (byte + 1 < nbytes) v |= (unsigned)row[byte + 1] << 8;
+    return (v >> (bit & 7)) & ((1u << b) - 1u);
+}
+
+/* Pointers to the sections of one slot: codes, scales, qjl, rnorm. */
+struct kvtc__slotp {
+    unsigned char *codes, *scales, *qjl, *rnorm;
+};
+static __device__ __forceinline__ kvtc__slotp kvtc__dslot(const kvtc__dc &c, unsigned char *page, int off) {
+    kvtc__slotp s;
+    s.codes = page + c.off_codes + off * c.code_bytes;
+    s.scales = page + c.off_scales + off * c.scale_bytes;
+    s.qjl = page + c.off_qjl + off * c.qjl_bytes;
+    s.rnorm = page + c.off_rnorms + off * c.rnorm_bytes;
+    return s;
+}
+static __device__ void kvtc__dzero_slot(const kvtc__dc &c, kvtc__slotp s, int lane) {
+    for (int i = lane; i < (int)c.code_bytes; i += 32) s.codes[i] = 0;
+    for (int i = lane; i < (int)c.scale_bytes; i += 32) s.scales[i] = 0;
+    for (int i = lane; i < (int)c.qjl_bytes; i += 32) s.qjl[i] = 0;
+    for (int i = lane; i < (int)c.rnorm_bytes; i += 32) s.rnorm[i] = 0;
+}
+
+/* Where vector v (token * n_heads + head) lives: its page and slot, or false.
+ * The launcher guarantees n_vectors and n_blocks * block_size < 2^31. */
+static __device__ __forceinline__ bool kvtc__locate(const kvtc__args &a, int v, long long *page, int *off, bool *bad) {
+    int token = v / a.n_heads, head = v - token * a.n_heads, blk, slot;
+    long long s64 = a.slots ? a.slots[token] : token;
+    *bad = false;
+    if (s64 == -1) return false;
+    if (s64 < 0 || s64 >= a.n_slots) {
+        *bad = true;
+        return false;
+    }
+    slot = (int)s64;
+    blk = slot / a.block_size;
+    *page = (long long)blk * a.n_heads + head;
+    *off = slot - blk * a.block_size;
+    return true;
+}
+
+/* >>compress
+ * kvtc__k_compress<EPL>   CPU twin: kvtc_cache_write / kvtc_codec_encode
+ * grid (ceil(n_vectors / 4), 1 or 2 tensors), block 128 (4 warps), one vector per warp
+ * smem 4 * EPL * 160 B + 2 KiB tables; bound: HBM (fp16 in, records out) */
+template <int EPL>
+__global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_compress(const kvtc__args a) {
+    __shared__ float s_cent[1 << KVTC_MAX_BITS], s_bnd[1 << KVTC_MAX_BITS];
+    __shared__ float s_buf[KVTC__WARPS][EPL * 32];
+    __shared__ unsigned char s_idx[KVTC__WARPS][EPL * 32];
+    const kvtc__dc &c = a.t[blockIdx.y];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int v = blockIdx.x * KVTC__WARPS + warp;
+    if (c.method != KVTC_METHOD_AFFINE)
+        for (int i = threadIdx.x; i < (1 << c.mse_bits); i += blockDim.x) {
+            s_cent[i] = c.cent[i];
+            if (i + 1 < (1 << c.mse_bits)) s_bnd[i] = c.bnd[i];
+        }
+    __syncthreads();
+    long long page;
+    int off;
+    bool bad;
+    if (v >= a.n_vectors) return;
+    if (!kvtc__locate(a, v, &page, &off, &bad)) {
+        if (bad && lane == 0 && a.status) atomicOr(a.status, KVTC_CUDA_FLAG_BAD_SLOT);
+        return;
+    }
+    kvtc__slotp s = kvtc__dslot(c, (unsigned char *)c.y + page * (long long)c.page_bytes, off);
+    float x[EPL];
+    double ss = 0.0;
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) {
+        int i = p * 32 + lane;
+        x[p] = i < c.d ? kvtc__load(c.x, (long long)v * c.d + i, a.dtype) : 0.0f;
+        ss += (double)x[p] * (double)x[p];
+    }
+    ss = kvtc__warp_sum(ss);
+    if (!(ss <= 1.79e308)) {
+        kvtc__dzero_slot(c, s, lane);
+        if (lane == 0 && a.status) atomicOr(a.status, KVTC_CUDA_FLAG_NONFINITE);
+        return;
+    }
+    unsigned char *idx = s_idx[warp];
+    float *buf = s_buf[warp];
+    if (c.method == KVTC_METHOD_AFFINE) {
+        const unsigned qmax = (1u << c.bits) - 1u;
+        bool range_bad = false;
+        /* group of element p*32+lane: lanes split into 32/gs groups per p, or gs/32 p's per group */
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) {
+            int i = p * 32 + lane;
+            float lo = x[p], hi = x[p];
+            if (c.gs <= 32) {
+                for (int o = 1; o < c.gs; o <<= 1) {
+                    lo = fminf(lo, __shfl_xor_sync(KVTC__FULL, lo, o));
+                    hi = fmaxf(hi, __shfl_xor_sync(KVTC__FULL, hi, o));
+                }
+            } else {
+                int p0 = (p * 32 / c.gs) * (c.gs / 32);
+#pragma unroll
+                for (int q = 0; q < EPL; ++q)
+                    if (q >= p0 && q < p0 + c.gs / 32) lo = fminf(lo, x[q]), hi = fmaxf(hi, x[q]);
+                for (int o = 1; o < 32; o <<= 1) {
+                    lo = fminf(lo, __shfl_xor_sync(KVTC__FULL, lo, o));
+                    hi = fmaxf(hi, __shfl_xor_sync(KVTC__FULL, hi, o));
+                }
+            }
+            float mn = __half2float(__float2half_rn(lo));
+            float scale = __half2float(__float2half_rn((float)(((double)hi - mn) / qmax)));
+            if (i < c.d) {
+                double q = scale > 0.0f ? floor(((double)x[p] - mn) / scale + 0.5) : 0.0;
+                idx[i] = (unsigned char)(q < 0.0 ? 0 : q > qmax ? qmax : q);
+                if (!isfinite(mn) || !isfinite(scale)) range_bad = true;
+                if (i % c.gs == 0) /* {fp16 scale, fp16 min} as one little-endian word */
+                    *(unsigned *)(s.scales + 4 * (i / c.gs)) = (unsigned)__half_as_ushort(__float2half_rn(scale)) |
+                                                               ((unsigned)__half_as_ushort(__float2half_rn(mn)) << 16);
+            }
+        }
+        if (__any_sync(KVTC__FULL, range_bad)) {
+            kvtc__dzero_slot(c, s, lane);
+            if (lane == 0 && a.status) atomicOr(a.status, KVTC_CUDA_FLAG_RANGE);
+            return;
+        }
+        __syncwarp();
+        kvtc__pack_warp(idx, c.d, c.bits, s.codes, (int)c.code_bytes, lane);
+        return;
+    }
+    if (ss == 0.0) {
+        kvtc__dzero_slot(c, s, lane);
+        return;
+    }
+    const double norm = sqrt(ss), inv = 1.0 / norm;
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) x[p] = (float)__dmul_rn((double)x[p], inv);
+    kvtc__rotate<EPL>(c, x, buf, lane, false);
+    double chat = 0.0;
+    const int nb = (1 << c.mse_bits) - 1;
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) {
+        int i = p * 32 + lane;
+        unsigned q = 0;
+        for (int step = (nb + 1) >> 1; step > 0; step >>= 1)
+            if (x[p] > s_bnd[q + step - 1]) q += step;
+        if (i < c.d) {
+            idx[i] = (unsigned char)q;
+            chat += (double)s_cent[q] * (double)s_cent[q];
+        }
+    }
+    chat = kvtc__warp_sum(chat);
+    float want = (float)(c.corr > 0 ? norm / sqrt(chat) : norm), stored = 0.0f;
+    if (lane == 0) stored = kvtc__put_norm(s.scales, c.norm32, want);
+    stored = __shfl_sync(KVTC__FULL, stored, 0);
+#ifdef KVTC_DEBUG
+    if (v < 3 && lane == 0) printf("kvtc debug: v %d norm %.6g chat %.6g want %.6g stored %.6g\n", v, norm, chat, want, stored);
+#endif
+    if (!isfinite(stored)) {
+        kvtc__dzero_slot(c, s, lane);
+        if (lane == 0 && a.status) atomicOr(a.status, KVTC_CUDA_FLAG_RANGE);
+        return;
+    }
+    __syncwarp();
+    kvtc__pack_warp(idx, c.d, c.mse_bits, s.codes, (int)c.code_bytes, lane);
+    if (c.method == KVTC_METHOD_TQ_PROD) {
+        /* residual in the rotated domain against what a decoder rebuilds, then m sign bits of S r */
+        double rr = 0.0;
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) {
+            int i = p * 32 + lane;
+            if (i < c.d) {
+                float r = (float)__dsub_rn(__dmul_rn((double)x[p], norm), __dmul_rn((double)stored, (double)s_cent[idx[i]]));
+                buf[i] = r;
+                rr += (double)r * (double)r;
+            }
+        }
+        rr = kvtc__warp_sum(rr);
+        __syncwarp();
+        for (int k0 = 0; k0 < c.m; k0 += 32) {
+            int k = k0 + lane;
+            float acc = 0.0f;
+            if (k < c.m)
+                for (int j = 0; j < c.d; ++j) acc = __fadd_rn(acc, __fmul_rn(c.qjl_t[(size_t)j * c.m + k], buf[j]));
+            unsigned bits = __ballot_sync(KVTC__FULL, k < c.m && acc >= 0.0f);
+            if (lane < 4 && k0 / 8 + lane < (int)c.qjl_bytes) s.qjl[k0 / 8 + lane] = (unsigned char)(bits >> (8 * lane));
+        }
+        if (lane == 0 && !isfinite(kvtc__put_norm(s.rnorm, c.norm32, (float)sqrt(rr)))) {
+            if (a.status) atomicOr(a.status, KVTC_CUDA_FLAG_RANGE);
+            stored = NAN;
+        }
+        stored = __shfl_sync(KVTC__FULL, stored, 0);
+        if (stored != stored) kvtc__dzero_slot(c, s, lane);
+    }
+}
+
+/* >>decompress
+ * kvtc__k_decompress<EPL>   CPU twin: kvtc_cache_read / kvtc_codec_decode
+ * grid (ceil(n_vectors / 4)), block 128, one vector per warp; bound: HBM */
+template <int EPL>
+__global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_decompress(const kvtc__args a) {
+    __shared__ float s_cent[1 << KVTC_MAX_BITS];
+    __shared__ float s_buf[KVTC__WARPS][EPL * 32];
+    const kvtc__dc &c = a.t[0];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int v = blockIdx.x * KVTC__WARPS + warp;
+    if (c.method != KVTC_METHOD_AFFINE)
+        for (int i = threadIdx.x; i < (1 << c.mse_bits); i += blockDim.x) s_cent[i] = c.cent[i];
+    __syncthreads();
+    long long page;
+    int off;
+    bool bad;
+    if (v >= a.n_vectors) return;
+    float x[EPL];
+    if (!kvtc__locate(a, v, &page, &off, &bad)) {
+#pragma unroll
+        for (int p = 0; p < EPL; ++p)
+            if (p * 32 + lane < c.d) kvtc__store(c.y, (long long)v * c.d + p * 32 + lane, a.dtype, 0.0f);
+        return;
+    }
+    kvtc__slotp s = kvtc__dslot(c, (unsigned char *)c.cache_in + page * (long long)c.page_bytes, off);
+    if (c.method == KVTC_METHOD_AFFINE) {
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) {
+            int i = p * 32 + lane;
+            if (i < c.d) {
+                unsigned w = *(const unsigned *)(s.scales + 4 * (i / c.gs));
+                float scale = __half2float(__ushort_as_half((unsigned short)(w & 0xffffu)));
+                float mn = __half2float(__ushort_as_half((unsigned short)(w >> 16)));
+                x[p] = __fadd_rn(mn, __fmul_rn((float)kvtc__dcode_at(s.codes, (int)c.code_bytes, i, c.bits), scale));
+            }
+        }
+    } else {
+        float n = kvtc__get_norm(s.scales, c.norm32);
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) {
+            int i = p * 32 + lane;
+            x[p] = i < c.d ? __fmul_rn(n, s_cent[kvtc__dcode_at(s.codes, (int)c.code_bytes, i, c.mse_bits)]) : 0.0f;
+        }
+        kvtc__rotate<EPL>(c, x, s_buf[warp], lane, true);
+    }
+#pragma unroll
+    for (int p = 0; p < EPL; ++p)
+        if (p * 32 + lane < c.d) kvtc__store(c.y, (long long)v * c.d + p * 32 + lane, a.dtype, x[p]);
+}
+
+/* ---- launchers --------------------------------------------------------------- */
+/* Fill the device view of codec c for pages of `block_size` slots. */
+static kvtc_status kvtc__dc_of(const kvtc_cuda_codec *cc, int block_size, kvtc__dc *o) {
+    const kvtc_codec *c = &cc->meta;
+    kvtc_layout l;
+    kvtc_status st = kvtc_codec_layout(c, (size_t)block_size, &l);
+    if (st != KVTC_OK) return st;
+    memset(o, 0, sizeof(*o));
+    o->cent = cc->d_centroids;
+    o->bnd = cc->d_boundaries;
+    o->signs = cc->d_signs;
+    o->perm = cc->d_perm;
+    o->mat = cc->d_matrix;
+    o->mat_t = cc->d_matrix_t;
+    o->qjl_t = cc->d_qjl_t;
+    o->off_codes = l.codes;
+    o->off_scales = l.scales;
+    o->off_qjl = l.qjl;
+    o->off_rnorms = l.rnorms;
+    o->page_bytes = l.bytes;
+    o->code_bytes = c->code_bytes;
+    o->scale_bytes = c->scale_bytes;
+    o->qjl_bytes = c->qjl_bytes;
+    o->rnorm_bytes = c->rnorm_bytes;
+    o->method = c->params.method;
+    o->d = c->params.head_dim;
+    o->bits = c->params.bits;
+    o->mse_bits = c->mse_bits;
+    o->norm32 = c->params.norm_type == KVTC_NORM_FP32;
+    o->corr = c->params.norm_correction;
+    o->m = c->params.qjl_dim;
+    o->gs = c->params.group_size;
+    o->rot = c->params.rotation;
+    o->rounds = c->rot.rounds;
+    o->block = c->rot.block;
+    o->fwht_scale = (float)(1.0 / sqrt((double)c->rot.block)); /* the CPU's kvtc__fwht_f constant */
+    if (!o->cent || (o->rot == KVTC_ROTATION_HADAMARD && !o->signs) || (o->rot == KVTC_ROTATION_DENSE && !o->mat) ||
+        (o->method == KVTC_METHOD_TQ_PROD && !o->qjl_t) || (c->rot.block < c->params.head_dim && o->rot == KVTC_ROTATION_HADAMARD && !o->perm))
+        return KVTC_ERR_ARG; /* not initialised by kvtc_cuda_codec_init */
+    if (o->method == KVTC_METHOD_AFFINE && !(32 % o->gs == 0 || o->gs % 32 == 0))
+        return KVTC_ERR_UNSUPPORTED; /* groups must tile the warp's lanes */
+    return KVTC_OK;
+}
+
+/* Elements per lane the kernels are built for: ceil(head_dim / 32) rounded up. */
+#define KVTC__EPL_LIST(X) X(1) X(2) X(3) X(4) X(6) X(8) X(16) X(32)
+static int kvtc__epl_for(int d) {
+    int need = (d + 31) / 32;
+#define KVTC__EPL_PICK(e) if (need <= e) return e;
+    KVTC__EPL_LIST(KVTC__EPL_PICK)
+#undef KVTC__EPL_PICK
+    return 0;
+}
+
+static kvtc_status kvtc__launch(bool compress, int d, const kvtc__args &a, int n_tensors, cudaStream_t stream) {
+    long long blocks = (a.n_vectors + KVTC__WARPS - 1) / KVTC__WARPS;
+    dim3 grid((unsigned)blocks, (unsigned)n_tensors);
+    if (a.n_vectors == 0) return KVTC_OK;
+    if (a.n_vectors >= 0x7fffffffLL || a.n_slots >= 0x7fffffffLL) return KVTC_ERR_UNSUPPORTED; /* 32-bit indexing */
+    switch (kvtc__epl_for(d)) {
+#define KVTC__EPL_CASE(e)                                                                                              \
+    case e:                                                                                                            \
+        if (compress) kvtc__k_compress<e><<<grid, 128, 0, stream>>>(a);                                                \
+        else kvtc__k_decompress<e><<<grid, 128, 0, stream>>>(a);                                                       \
+        break;
+        KVTC__EPL_LIST(KVTC__EPL_CASE)
+#undef KVTC__EPL_CASE
+    default:
+        return KVTC_ERR_UNSUPPORTED;
+    }
+    KVTC_CUDA_CHECK(cudaGetLastError());
+    return KVTC_OK;
+}
+
+/* Shared checks of the cache launchers: sizes, counts and overflow. */
+static kvtc_status kvtc__cuda_cache_args(const kvtc_cuda_codec *c, const kvtc_cache_params *cp, size_t cache_bytes,
+                                         size_t n_tokens, kvtc_dtype dtype, kvtc__dc *dc) {
+    size_t page, total, n;
+    kvtc_status st;
+    if ((int)dtype < 0 || dtype >= KVTC_DTYPE_COUNT) return KVTC_ERR_ARG;
+    if ((st = kvtc_cache_bytes(&c->meta, cp, &page, &total)) != KVTC_OK) return st;
+    if (cache_bytes < total) return KVTC_ERR_SMALL;
+    n = (size_t)cp->n_kv_heads * (size_t)c->meta.params.head_dim; /* both small and positive */
+    if (n_tokens > ((size_t)1 << 62) / n) return KVTC_ERR_OVERFLOW;
+    return kvtc__dc_of(c, cp->block_size, dc);
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_cache_write(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
+                                                      const kvtc_cache_params *cp, const void *d_k, const void *d_v,
+                                                      kvtc_dtype dtype, size_t n_tokens, const int64_t *d_slot_mapping,
+                                                      void *d_k_cache, size_t k_cache_bytes, void *d_v_cache,
+                                                      size_t v_cache_bytes, unsigned int *d_status, cudaStream_t stream) {
+    kvtc__args a;
+    kvtc_status st;
+    if (!kc || !cp) return KVTC_ERR_NULL;
+    if (dtype == KVTC_DTYPE_DEFAULT) dtype = KVTC_DTYPE_F16;
+    memset(&a, 0, sizeof(a));
+    if ((st = kvtc__cuda_cache_args(kc, cp, k_cache_bytes, n_tokens, dtype, &a.t[0])) != KVTC_OK) return st;
+    if (vc) {
+        if (vc->meta.params.head_dim != kc->meta.params.head_dim) return KVTC_ERR_DIM;
+        if ((st = kvtc__cuda_cache_args(vc, cp, v_cache_bytes, n_tokens, dtype, &a.t[1])) != KVTC_OK) return st;
+    }
+    if (n_tokens == 0) return KVTC_OK;
+    if (!d_k || !d_slot_mapping || !d_k_cache || (vc && (!d_v || !d_v_cache))) return KVTC_ERR_NULL;
+    a.t[0].x = d_k;
+    a.t[0].y = d_k_cache;
+    a.t[1].x = d_v;
+    a.t[1].y = d_v_cache;
+    a.slots = (const long long *)d_slot_mapping;
+    a.n_vectors = (long long)n_tokens * cp->n_kv_heads;
+    a.n_heads = cp->n_kv_heads;
+    a.block_size = cp->block_size;
+    a.n_slots = (long long)cp->n_blocks * cp->block_size;
+    a.dtype = dtype;
+    a.status = d_status;
+    return kvtc__launch(true, kc->meta.params.head_dim, a, vc ? 2 : 1, stream);
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_cache_read(const kvtc_cuda_codec *c, const kvtc_cache_params *cp,
+                                                     const void *d_cache, size_t cache_bytes, size_t n_tokens,
+                                                     const int64_t *d_slot_mapping, void *d_out, kvtc_dtype dtype,
+                                                     size_t out_count, cudaStream_t stream) {
+    kvtc__args a;
+    kvtc_status st;
+    if (!c || !cp) return KVTC_ERR_NULL;
+    if (dtype == KVTC_DTYPE_DEFAULT) dtype = KVTC_DTYPE_F16;
+    memset(&a, 0, sizeof(a));
+    if ((st = kvtc__cuda_cache_args(c, cp, cache_bytes, n_tokens, dtype, &a.t[0])) != KVTC_OK) return st;
+    if (out_count < n_tokens * (size_t)cp->n_kv_heads * (size_t)c->meta.params.head_dim) return KVTC_ERR_SMALL;
+    if (n_tokens == 0) return KVTC_OK;
+    if (!d_cache || !d_slot_mapping || !d_out) return KVTC_ERR_NULL;
+    a.t[0].cache_in = d_cache;
+    a.t[0].y = d_out;
+    a.slots = (const long long *)d_slot_mapping;
+    a.n_vectors = (long long)n_tokens * cp->n_kv_heads;
+    a.n_heads = cp->n_kv_heads;
+    a.block_size = cp->block_size;
+    a.n_slots = (long long)cp->n_blocks * cp->block_size;
+    a.dtype = dtype;
+    return kvtc__launch(false, c->meta.params.head_dim, a, 1, stream);
+}
+
+/* The flat layout of n vectors is one page of n slots with one head. */
+static kvtc_status kvtc__cuda_flat(const kvtc_cuda_codec *c, size_t n, size_t bytes, kvtc_dtype dtype, kvtc__args *a) {
+    kvtc_status st;
+    size_t need;
+    if (!c) return KVTC_ERR_NULL;
+    if ((int)dtype < 0 || dtype >= KVTC_DTYPE_COUNT) return KVTC_ERR_ARG;
+    if (n > 0x7fffffffu) return KVTC_ERR_OVERFLOW;
+    if ((st = kvtc_codec_encoded_bytes(&c->meta, n, &need)) != KVTC_OK) return st;
+    if (bytes < need) return KVTC_ERR_SMALL;
+    memset(a, 0, sizeof(*a));
+    if ((st = kvtc__dc_of(c, (int)(n ? n : 1), &a->t[0])) != KVTC_OK) return st;
+    a->n_vectors = (long long)n;
+    a->n_heads = 1;
+    a->block_size = (int)(n ? n : 1);
+    a->n_slots = (long long)(n ? n : 1);
+    a->dtype = dtype == KVTC_DTYPE_DEFAULT ? KVTC_DTYPE_F16 : dtype;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_encode(const kvtc_cuda_codec *c, const void *d_x, kvtc_dtype dtype,
+                                                 size_t n_vectors, void *d_out, size_t out_bytes, unsigned int *d_status,
+                                                 cudaStream_t stream) {
+    kvtc__args a;
+    kvtc_status st = kvtc__cuda_flat(c, n_vectors, out_bytes, dtype, &a);
+    if (st != KVTC_OK || n_vectors == 0) return st;
+    if (!d_x || !d_out) return KVTC_ERR_NULL;
+    /* padding bytes are zero, as on the CPU */
+    KVTC_CUDA_CHECK(cudaMemsetAsync(d_out, 0, (size_t)a.t[0].page_bytes, stream));
+    a.t[0].x = d_x;
+    a.t[0].y = d_out;
+    a.status = d_status;
+    return kvtc__launch(true, c->meta.params.head_dim, a, 1, stream);
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in, size_t in_bytes,
+                                                 size_t n_vectors, void *d_x, kvtc_dtype dtype, size_t x_count,
+                                                 cudaStream_t stream) {
+    kvtc__args a;
+    kvtc_status st = kvtc__cuda_flat(c, n_vectors, in_bytes, dtype, &a);
+    if (st != KVTC_OK || n_vectors == 0) return st;
+    if (!d_in || !d_x) return KVTC_ERR_NULL;
+    if (x_count < n_vectors * (size_t)c->meta.params.head_dim) return KVTC_ERR_SMALL;
+    a.t[0].cache_in = d_in;
+    a.t[0].y = d_x;
+    return kvtc__launch(false, c->meta.params.head_dim, a, 1, stream);
+}
+
+#endif /* KVTC_CUDA_IMPLEMENTATION */

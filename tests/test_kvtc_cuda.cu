@@ -1,0 +1,370 @@
+/* kvtc GPU tests: every kernel against kvtc.h's CPU reference.
+ * nvcc -std=c++17 -O2 -arch=sm_90 -I. tests/test_kvtc_cuda.cu -o build/test_kvtc_cuda && ./build/test_kvtc_cuda [filter]
+ * Without a CUDA device every test reports SKIP. Ends with "N passed, N failed, N skipped". */
+#include <stdio.h>
+#define KVTC_CUDA_LOG(call, err, file, line) fprintf(stderr, "  %s:%d: %s: %s\n", file, line, call, cudaGetErrorString(err))
+#define KVTC_IMPLEMENTATION
+#define KVTC_CUDA_IMPLEMENTATION
+#include "kvtc_cuda.cuh"
+#include "tests/test_common.h"
+#include <vector>
+
+static int g_have_device = 0;
+static char g_skip_reason[256];
+static int g_quick = 0; /* "quick" filter: smaller sizes (for compute-sanitizer) */
+
+#define CUDA_OK(call)                                                                                                  \
+    do {                                                                                                               \
+        cudaError_t e_ = (call);                                                                                       \
+        if (e_ != cudaSuccess) {                                                                                       \
+            printf("  %s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));                           \
+            return T_FAIL;                                                                                             \
+        }                                                                                                              \
+    } while (0)
+#define NEED_DEVICE()                                                                                                  \
+    do {                                                                                                               \
+        if (!g_have_device) {                                                                                          \
+            printf("  skipped: %s\n", g_skip_reason);                                                                  \
+            return T_SKIP;                                                                                             \
+        }                                                                                                              \
+    } while (0)
+
+/* A device buffer freed at scope exit. */
+struct dbuf {
+    void *p = nullptr;
+    size_t n = 0;
+    explicit dbuf(size_t bytes) : n(bytes) {
+        if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) p = nullptr;
+    }
+    ~dbuf() { cudaFree(p); }
+    dbuf(const dbuf &) = delete;
+    dbuf &operator=(const dbuf &) = delete;
+};
+
+/* Host and device copies of a codec. */
+struct gcodec {
+    kvtc_codec *host = nullptr;
+    kvtc_cuda_codec dev;
+    dbuf *mem = nullptr;
+    ~gcodec() {
+        kvtc_codec_destroy(host);
+        delete mem;
+    }
+};
+
+static int gcodec_make(gcodec &g, const kvtc_codec_params &p) {
+    size_t bytes;
+    if (kvtc_codec_create(&p, &g.host) != KVTC_OK) return 0;
+    if (kvtc_cuda_codec_bytes(g.host, &bytes) != KVTC_OK) return 0;
+    g.mem = new dbuf(bytes);
+    if (!g.mem->p) return 0;
+    if (kvtc_cuda_codec_init(g.host, g.mem->p, bytes, &g.dev, 0) != KVTC_OK) return 0;
+    return cudaStreamSynchronize(0) == cudaSuccess;
+}
+
+static kvtc_codec_params params_of(kvtc_method m, int d, int bits, kvtc_rotation_kind rot, uint64_t seed) {
+    kvtc_codec_params p;
+    memset(&p, 0, sizeof p);
+    p.method = m;
+    p.head_dim = d;
+    p.bits = bits;
+    p.rotation = rot;
+    p.seed = seed;
+    return p;
+}
+
+/* Round x to dtype and back, in place; fill the device-format bytes. */
+static void to_dtype(std::vector<float> &x, kvtc_dtype t, std::vector<unsigned char> &bytes) {
+    size_t n = x.size(), es = t == KVTC_DTYPE_F32 ? 4 : 2;
+    bytes.resize(n * es);
+    for (size_t i = 0; i < n; ++i) {
+        if (t == KVTC_DTYPE_F32) {
+            memcpy(&bytes[i * 4], &x[i], 4);
+            continue;
+        }
+        uint16_t h = t == KVTC_DTYPE_BF16 ? kvtc_f32_to_bf16(x[i]) : kvtc_f32_to_f16(x[i]);
+        x[i] = t == KVTC_DTYPE_BF16 ? kvtc_bf16_to_f32(h) : kvtc_f16_to_f32(h);
+        memcpy(&bytes[i * 2], &h, 2);
+    }
+}
+
+/* One compress/decompress parity case on a paged cache: K with codec kp, V with vp. */
+static int cache_case(const kvtc_codec_params &kp, const kvtc_codec_params &vp, kvtc_dtype dt, int n_tokens,
+                      uint64_t seed, long long *records, long long *mismatched) {
+    gcodec kc, vc;
+    if (!gcodec_make(kc, kp) || !gcodec_make(vc, vp)) {
+        printf("  codec setup failed (d=%d bits=%d/%d)\n", kp.head_dim, kp.bits, vp.bits);
+        return T_FAIL;
+    }
+    const int d = kp.head_dim, H = 3, BS = 16;
+    kvtc_cache_params cp;
+    cp.block_size = BS;
+    cp.n_kv_heads = H;
+    cp.n_blocks = (n_tokens + BS - 1) / BS + 3;
+    size_t kpage, vpage, ktot, vtot, n = (size_t)n_tokens * H * d;
+    CHECK_OK(kvtc_cache_bytes(kc.host, &cp, &kpage, &ktot));
+    CHECK_OK(kvtc_cache_bytes(vc.host, &cp, &vpage, &vtot));
+    std::vector<float> k(n), v(n);
+    std::vector<unsigned char> kb, vb;
+    kvtc_rng r;
+    kvtc_rng_seed(&r, seed);
+    test_gaussian_fill(&r, k.data(), n);
+    test_gaussian_fill(&r, v.data(), n);
+    for (size_t i = 0; i < n; ++i) k[i] = k[i] * 0.5f + ((i % d) == 5 ? 8.0f : 0.0f); /* outlier channel */
+    for (int j = 0; j < d; ++j) k[(size_t)1 * H * d + j] = 0.0f, v[(size_t)2 * H * d + d + j] = 0.0f; /* zero vectors */
+    if (n_tokens > 4) k[(size_t)4 * H * d + 7] = NAN, v[(size_t)3 * H * d + 1] = INFINITY;
+    to_dtype(k, dt, kb);
+    to_dtype(v, dt, vb);
+    std::vector<int64_t> slots(n_tokens);
+    std::vector<int> perm(cp.n_blocks * BS);
+    for (size_t i = 0; i < perm.size(); ++i) perm[i] = (int)i;
+    for (size_t i = perm.size() - 1; i > 0; --i) std::swap(perm[i], perm[kvtc_rng_below(&r, i + 1)]);
+    for (int t = 0; t < n_tokens; ++t) slots[t] = (t % 11 == 3) ? -1 : perm[t];
+    /* CPU reference */
+    std::vector<unsigned char> kc_cpu(ktot, 0), vc_cpu(vtot, 0), kc_gpu(ktot), vc_gpu(vtot);
+    kvtc_status sk = kvtc_cache_write(kc.host, &cp, k.data(), n_tokens, slots.data(), kc_cpu.data(), ktot);
+    kvtc_status sv = kvtc_cache_write(vc.host, &cp, v.data(), n_tokens, slots.data(), vc_cpu.data(), vtot);
+    /* GPU */
+    dbuf dk(kb.size()), dv(vb.size()), dkc(ktot), dvc(vtot), dslots(n_tokens * 8), dstatus(4), dout(n * 4);
+    CHECK(dk.p && dv.p && dkc.p && dvc.p && dslots.p && dstatus.p && dout.p);
+    CUDA_OK(cudaMemcpy(dk.p, kb.data(), kb.size(), cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(dv.p, vb.data(), vb.size(), cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(dslots.p, slots.data(), n_tokens * 8, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemset(dkc.p, 0, ktot));
+    CUDA_OK(cudaMemset(dvc.p, 0, vtot));
+    CUDA_OK(cudaMemset(dstatus.p, 0, 4));
+    CHECK_OK(kvtc_cuda_cache_write(&kc.dev, &vc.dev, &cp, dk.p, dv.p, dt, n_tokens, (const int64_t *)dslots.p, dkc.p,
+                                   ktot, dvc.p, vtot, (unsigned *)dstatus.p, 0));
+    unsigned status = 0;
+    CUDA_OK(cudaMemcpy(kc_gpu.data(), dkc.p, ktot, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(vc_gpu.data(), dvc.p, vtot, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(&status, dstatus.p, 4, cudaMemcpyDeviceToHost));
+    /* the same status as the CPU, as flags */
+    unsigned want = 0;
+    if (sk == KVTC_ERR_NONFINITE || sv == KVTC_ERR_NONFINITE) want |= KVTC_CUDA_FLAG_NONFINITE;
+    if (sk == KVTC_ERR_RANGE || sv == KVTC_ERR_RANGE) want |= KVTC_CUDA_FLAG_RANGE;
+    if (n_tokens > 4) CHECK(want & KVTC_CUDA_FLAG_NONFINITE);
+    if ((status & 3u) != want) printf("  status flags %u, CPU says %u\n", status, want);
+    CHECK((status & 3u) == want);
+    /* records: compare each slot's sections */
+    for (int which = 0; which < 2; ++which) {
+        const kvtc_codec *c = which ? vc.host : kc.host;
+        std::vector<unsigned char> &cpu = which ? vc_cpu : kc_cpu, &gpu = which ? vc_gpu : kc_gpu;
+        size_t page = which ? vpage : kpage;
+        kvtc_layout l;
+        kvtc_codec_layout(c, BS, &l);
+        for (int t = 0; t < n_tokens; ++t) {
+            if (slots[t] < 0) continue;
+            for (int h = 0; h < H; ++h) {
+                size_t base = ((size_t)(slots[t] / BS) * H + h) * page, o = (size_t)(slots[t] % BS);
+                int same = memcmp(&cpu[base + l.codes + o * c->code_bytes], &gpu[base + l.codes + o * c->code_bytes], c->code_bytes) == 0 &&
+                           memcmp(&cpu[base + l.scales + o * c->scale_bytes], &gpu[base + l.scales + o * c->scale_bytes], c->scale_bytes) == 0 &&
+                           memcmp(&cpu[base + l.qjl + o * c->qjl_bytes], &gpu[base + l.qjl + o * c->qjl_bytes], c->qjl_bytes) == 0 &&
+                           memcmp(&cpu[base + l.rnorms + o * c->rnorm_bytes], &gpu[base + l.rnorms + o * c->rnorm_bytes], c->rnorm_bytes) == 0;
+                ++*records;
+                *mismatched += !same;
+            }
+        }
+        /* decompress on the GPU from the GPU's cache, against the CPU reading the CPU's cache */
+        std::vector<float> ref(n), got(n);
+        CHECK_OK(kvtc_cache_read(c, &cp, cpu.data(), cpu.size(), n_tokens, slots.data(), ref.data(), n));
+        CHECK_OK(kvtc_cuda_cache_read(which ? &vc.dev : &kc.dev, &cp, which ? dvc.p : dkc.p, page * cp.n_blocks * H, n_tokens,
+                                      (const int64_t *)dslots.p, dout.p, KVTC_DTYPE_F32, n, 0));
+        CUDA_OK(cudaMemcpy(got.data(), dout.p, n * 4, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < n; i += d) {
+            double e = 0, s = 0;
+            for (int j = 0; j < d; ++j) e += fabs(got[i + j] - ref[i + j]), s += fabs(ref[i + j]);
+            if (!(e <= 1e-5 * s + 1e-30)) printf("  decode differs: vector %zu err %.3g of %.3g\n", i / d, e, s);
+            CHECK(e <= 1e-5 * s + 1e-30);
+        }
+    }
+    return T_PASS;
+}
+
+static int test_cache_parity(void) {
+    NEED_DEVICE();
+    static const int dims[] = {64, 80, 96, 128, 192, 256, 512};
+    struct mb { kvtc_method m; int bits; };
+    static const mb kinds[] = {{KVTC_METHOD_TQ_MSE, 2}, {KVTC_METHOD_TQ_MSE, 3}, {KVTC_METHOD_TQ_MSE, 4},
+                               {KVTC_METHOD_TQ_MSE, 8}, {KVTC_METHOD_TQ_PROD, 3}, {KVTC_METHOD_TQ_PROD, 4}};
+    static const mb vkinds[] = {{KVTC_METHOD_TQ_MSE, 4}, {KVTC_METHOD_AFFINE, 2}, {KVTC_METHOD_AFFINE, 4},
+                                {KVTC_METHOD_AFFINE, 8}, {KVTC_METHOD_TQ_MSE, 2}, {KVTC_METHOD_TQ_MSE, 3}};
+    static const kvtc_dtype dts[] = {KVTC_DTYPE_F16, KVTC_DTYPE_BF16, KVTC_DTYPE_F32};
+    long long records = 0, mism = 0;
+    int cases = 0;
+    for (int di = 0; di < 7; ++di)
+        for (int ki = 0; ki < 6; ++ki) {
+            int d = dims[di];
+            kvtc_dtype dt = dts[(di + ki) % 3];
+            kvtc_codec_params kp = params_of(kinds[ki].m, d, kinds[ki].bits, KVTC_ROTATION_DEFAULT, 10 + di);
+            kvtc_codec_params vp = params_of(vkinds[ki].m, d, vkinds[ki].bits, KVTC_ROTATION_DEFAULT, 20 + di);
+            if (g_quick && ki > 1) continue;
+            if (cache_case(kp, vp, dt, g_quick ? 21 : 37, 1000 + di * 10 + ki, &records, &mism) != T_PASS) {
+                printf("  failed: d=%d K %d/%d V %d/%d dtype %d\n", d, kp.method, kp.bits, vp.method, vp.bits, dt);
+                return T_FAIL;
+            }
+            ++cases;
+        }
+    /* dense rotation, d not a multiple of 8, fp32 norms, 1 and 3 Hadamard rounds */
+    {
+        kvtc_codec_params a = params_of(KVTC_METHOD_TQ_MSE, 128, 4, KVTC_ROTATION_DENSE, 3);
+        kvtc_codec_params b = params_of(KVTC_METHOD_TQ_PROD, 100, 3, KVTC_ROTATION_DEFAULT, 4);
+        kvtc_codec_params c = params_of(KVTC_METHOD_TQ_MSE, 128, 3, KVTC_ROTATION_HADAMARD, 5);
+        kvtc_codec_params e = params_of(KVTC_METHOD_TQ_MSE, 96, 4, KVTC_ROTATION_NONE, 6);
+        c.rotation_rounds = 3;
+        c.norm_type = KVTC_NORM_FP32;
+        b.norm_correction = -1;
+        e.codebook = KVTC_CODEBOOK_GAUSSIAN;
+        if (cache_case(a, b, KVTC_DTYPE_F16, 40, 7, &records, &mism) != T_PASS) return T_FAIL;
+        if (cache_case(c, e, KVTC_DTYPE_F32, 40, 8, &records, &mism) != T_PASS) return T_FAIL;
+        cases += 2;
+    }
+    printf("  %d cases, %lld records, %lld differ from the CPU's (rate %.2g)\n", cases, records, mism,
+           (double)mism / records);
+    CHECK(mism == 0);
+    return T_PASS;
+}
+
+/* Large random parity run: the boundary-tie mismatch rate over 1M vectors. */
+static int test_mismatch_rate_1m(void) {
+    NEED_DEVICE();
+    size_t nv = g_quick ? 4096 : 1u << 20, d = 128, bytes;
+    gcodec g;
+    CHECK(gcodec_make(g, params_of(KVTC_METHOD_TQ_MSE, 128, 4, KVTC_ROTATION_DEFAULT, 77)));
+    std::vector<float> x(nv * d);
+    std::vector<unsigned char> xb;
+    kvtc_rng r;
+    kvtc_rng_seed(&r, 5);
+    test_gaussian_fill(&r, x.data(), x.size());
+    to_dtype(x, KVTC_DTYPE_F16, xb);
+    CHECK_OK(kvtc_codec_encoded_bytes(g.host, nv, &bytes));
+    std::vector<unsigned char> cpu(bytes), gpu(bytes);
+    (void)kvtc_codec_encode(g.host, x.data(), nv, cpu.data(), bytes);
+    dbuf dx(xb.size()), dy(bytes), dz(nv * d * 4);
+    CUDA_OK(cudaMemcpy(dx.p, xb.data(), xb.size(), cudaMemcpyHostToDevice));
+    CHECK_OK(kvtc_cuda_encode(&g.dev, dx.p, KVTC_DTYPE_F16, nv, dy.p, bytes, nullptr, 0));
+    CUDA_OK(cudaMemcpy(gpu.data(), dy.p, bytes, cudaMemcpyDeviceToHost));
+    kvtc_layout l;
+    kvtc_codec_layout(g.host, nv, &l);
+    long long idx_diff = 0, norm_diff = 0;
+    for (size_t v = 0; v < nv; ++v) {
+        if (memcmp(&cpu[l.scales + v * 2], &gpu[l.scales + v * 2], 2) && ++norm_diff <= 3) {
+            double xx = 0, cc = 0;
+            for (size_t j = 0; j < d; ++j) {
+                unsigned q = (cpu[v * 64 + j / 2] >> (4 * (j & 1))) & 15;
+                xx += (double)x[v * d + j] * x[v * d + j];
+                cc += (double)g.host->centroids[q] * g.host->centroids[q];
+            }
+            printf("  vector %zu: norm cpu %.6g gpu %.6g; |x| %.6g, |x|/|c| %.6g\n", v,
+                   kvtc_f16_to_f32((uint16_t)(cpu[l.scales + v * 2] | cpu[l.scales + v * 2 + 1] << 8)),
+                   kvtc_f16_to_f32((uint16_t)(gpu[l.scales + v * 2] | gpu[l.scales + v * 2 + 1] << 8)), sqrt(xx),
+                   sqrt(xx / cc));
+        }
+        for (size_t j = 0; j < d / 2; ++j) {
+            unsigned char a = cpu[v * 64 + j], b = gpu[v * 64 + j];
+            idx_diff += ((a & 15) != (b & 15)) + ((a >> 4) != (b >> 4));
+        }
+    }
+    printf("  %zu vectors: %lld of %zu indices differ (rate %.2g), %lld norms differ\n", nv, idx_diff, nv * d,
+           (double)idx_diff / (nv * d), norm_diff);
+    CHECK((double)idx_diff / (nv * d) < 1e-5);
+    CHECK((double)norm_diff / nv < 1e-5);
+    /* flat decode parity */
+    std::vector<float> ref(nv * d), got(nv * d);
+    CHECK_OK(kvtc_codec_decode(g.host, cpu.data(), bytes, nv, ref.data(), ref.size()));
+    CHECK_OK(kvtc_cuda_decode(&g.dev, dy.p, bytes, nv, dz.p, KVTC_DTYPE_F32, nv * d, 0));
+    CUDA_OK(cudaMemcpy(got.data(), dz.p, nv * d * 4, cudaMemcpyDeviceToHost));
+    double worst = 0;
+    for (size_t i = 0; i < nv * d; i += d) {
+        double e = 0, s = 0;
+        for (size_t j = 0; j < d; ++j) e += (got[i + j] - ref[i + j]) * (got[i + j] - ref[i + j]), s += ref[i + j] * ref[i + j];
+        worst = fmax(worst, s > 0 ? sqrt(e / s) : sqrt(e));
+    }
+    printf("  decode: worst relative difference %.3g\n", worst);
+    CHECK(worst < 1e-5);
+    return T_PASS;
+}
+
+static int test_edge_flags(void) {
+    NEED_DEVICE();
+    gcodec g;
+    CHECK(gcodec_make(g, params_of(KVTC_METHOD_TQ_MSE, 64, 4, KVTC_ROTATION_DEFAULT, 1)));
+    kvtc_cache_params cp;
+    cp.n_blocks = 2;
+    cp.block_size = 4;
+    cp.n_kv_heads = 1;
+    size_t page, tot;
+    CHECK_OK(kvtc_cache_bytes(g.host, &cp, &page, &tot));
+    std::vector<float> x(4 * 64, 1.0f);
+    for (int j = 0; j < 64; ++j) x[64 + j] = 1e30f; /* overflows the fp16 norm */
+    std::vector<int64_t> slots = {0, 1, 8, -7};  /* 8 and -7 are invalid */
+    dbuf dx(x.size() * 4), dc(tot), ds(32), dst(4);
+    CUDA_OK(cudaMemcpy(dx.p, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(ds.p, slots.data(), 32, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemset(dst.p, 0, 4));
+    CUDA_OK(cudaMemset(dc.p, 0xAB, tot));
+    CHECK_OK(kvtc_cuda_cache_write(&g.dev, nullptr, &cp, dx.p, nullptr, KVTC_DTYPE_F32, 4, (const int64_t *)ds.p, dc.p, tot,
+                                   nullptr, 0, (unsigned *)dst.p, 0));
+    unsigned st = 0;
+    std::vector<unsigned char> cache(tot);
+    CUDA_OK(cudaMemcpy(&st, dst.p, 4, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(cache.data(), dc.p, tot, cudaMemcpyDeviceToHost));
+    CHECK(st == (KVTC_CUDA_FLAG_RANGE | KVTC_CUDA_FLAG_BAD_SLOT));
+    kvtc_layout l;
+    kvtc_codec_layout(g.host, 4, &l);
+    for (size_t i = 0; i < 32; ++i) CHECK(cache[32 + i] == 0); /* slot 1: zero record */
+    CHECK(cache[l.scales + 2] == 0 && cache[l.scales + 3] == 0);
+    CHECK(cache[page] == 0xAB); /* block 1 untouched */
+    /* launcher argument checks */
+    CHECK_ST(kvtc_cuda_cache_write(&g.dev, nullptr, &cp, dx.p, nullptr, KVTC_DTYPE_F32, 4, (const int64_t *)ds.p, dc.p, tot - 1,
+                                   nullptr, 0, nullptr, 0), KVTC_ERR_SMALL);
+    CHECK_ST(kvtc_cuda_cache_write(&g.dev, nullptr, &cp, nullptr, nullptr, KVTC_DTYPE_F32, 4, (const int64_t *)ds.p, dc.p, tot,
+                                   nullptr, 0, nullptr, 0), KVTC_ERR_NULL);
+    CHECK_ST(kvtc_cuda_cache_write(&g.dev, nullptr, &cp, dx.p, nullptr, (kvtc_dtype)9, 4, (const int64_t *)ds.p, dc.p, tot,
+                                   nullptr, 0, nullptr, 0), KVTC_ERR_ARG);
+    CHECK_ST(kvtc_cuda_cache_read(&g.dev, &cp, dc.p, tot, 4, (const int64_t *)ds.p, dx.p, KVTC_DTYPE_F32, 4 * 64 - 1, 0), KVTC_ERR_SMALL);
+    CHECK_ST(kvtc_cuda_encode(&g.dev, dx.p, KVTC_DTYPE_F32, 4, dc.p, 10, nullptr, 0), KVTC_ERR_SMALL);
+    kvtc_cuda_codec blank;
+    memset(&blank, 0, sizeof blank);
+    blank.meta = g.dev.meta;
+    CHECK_ST(kvtc_cuda_encode(&blank, dx.p, KVTC_DTYPE_F32, 4, dc.p, tot, nullptr, 0), KVTC_ERR_ARG);
+    CHECK_ST(kvtc_cuda_codec_init(g.host, g.mem->p, 16, &blank, 0), KVTC_ERR_SMALL);
+    CHECK_OK(kvtc_cuda_encode(&g.dev, nullptr, KVTC_DTYPE_F32, 0, nullptr, 0, nullptr, 0)); /* nothing to do */
+    /* invalid slots read back as zeros */
+    CHECK_OK(kvtc_cuda_cache_read(&g.dev, &cp, dc.p, tot, 4, (const int64_t *)ds.p, dx.p, KVTC_DTYPE_F32, 4 * 64, 0));
+    CUDA_OK(cudaMemcpy(x.data(), dx.p, x.size() * 4, cudaMemcpyDeviceToHost));
+    for (int j = 128; j < 256; ++j) CHECK(x[j] == 0.0f);
+    CUDA_OK(cudaDeviceSynchronize());
+    return T_PASS;
+}
+
+static const test_case tests[] = {
+    {"cuda_cache_parity", test_cache_parity},
+    {"cuda_mismatch_rate_1m", test_mismatch_rate_1m},
+    {"cuda_edge_flags", test_edge_flags},
+};
+
+int main(int argc, char **argv) {
+    const char *filter = argc > 1 ? argv[1] : nullptr;
+    int pass = 0, fail = 0, skip = 0, n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0)
+        snprintf(g_skip_reason, sizeof g_skip_reason, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "count 0");
+    else {
+        cudaDeviceProp prop;
+        cudaGetDeviceProperties(&prop, 0);
+        printf("device: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+        g_have_device = 1;
+    }
+    if (filter && strcmp(filter, "quick") == 0) g_quick = 1, filter = nullptr;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; ++i) {
+        if (filter && !strstr(tests[i].name, filter)) continue;
+        printf("%s\n", tests[i].name);
+        fflush(stdout);
+        int rr = tests[i].fn();
+        printf("  %s\n", rr == T_PASS ? "PASS" : rr == T_SKIP ? "SKIP" : "FAIL");
+        *(rr == T_PASS ? &pass : rr == T_SKIP ? &skip : &fail) += 1;
+    }
+    printf("%d passed, %d failed, %d skipped\n", pass, fail, skip);
+    return fail > 0;
+}
