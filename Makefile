@@ -74,8 +74,12 @@ gpu-test: $(B)/test_kvtc_cuda
 	./$(B)/test_kvtc_cuda
 	compute-sanitizer --tool memcheck --error-exitcode 1 ./$(B)/test_kvtc_cuda quick
 	compute-sanitizer --tool racecheck --error-exitcode 1 ./$(B)/test_kvtc_cuda quick
-gpu-bench: $(B)/bench_cuda_codec
+$(B)/libkvtc_bench_attn.so: bench/bench_attn_lib.cu kvtc_cuda.cuh $(HEADERS) | $(B)
+	$(NVCC) $(NVCC_FLAGS) -shared -Xcompiler -fPIC $< -o $@
+
+gpu-bench: $(B)/bench_cuda_codec $(B)/libkvtc_bench_attn.so
 	./$(B)/bench_cuda_codec
+	python3 bench/bench_attn.py
 
 # ---- demo and benchmarks -----------------------------------------------------
 $(B)/demo: examples/demo.c $(HEADERS) | $(B)

@@ -20,7 +20,7 @@
  * with probability ~1e-9 per element. Bit-parity assumes the CPU build does
  * not contract a*b+c into fma (true for -std=c99/c11, or -ffp-contract=off).
  *
- * Sections: >>codec-upload >>compress >>decompress
+ * Sections: >>codec-upload >>compress >>decompress >>attention
  */
 #ifndef KVTC_CUDA_CUH_INCLUDED
 #define KVTC_CUDA_CUH_INCLUDED
@@ -84,6 +84,41 @@ KVTC_DEF kvtc_status kvtc_cuda_encode(const kvtc_cuda_codec *c, const void *d_x,
 /* Decode n vectors from the flat layout into d_x [n][head_dim] of `dtype`. */
 KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in, size_t in_bytes, size_t n_vectors,
                                       void *d_x, kvtc_dtype dtype, size_t x_count, cudaStream_t stream);
+
+/* >>attention
+ * Fused paged decode attention over compressed caches (CPU twin:
+ * kvtc_attn_decode). One query token per sequence; query head h reads KV head
+ * h / (n_q_heads / n_kv_heads). Keys: TQ_MSE or TQ_PROD (qjl_dim <= 256);
+ * values: TQ_MSE or AFFINE; head_dim <= 256, gqa <= 8. Scores are computed in
+ * the rotated domain straight from the codes, values accumulated in the
+ * rotated domain and rotated back once. The context is split over
+ * n_split blocks per (sequence, KV head) when that fills the GPU better; the
+ * partials are merged by their log-sum-exp in a second kernel on the same
+ * stream. No host synchronisation, no host reads of device data: the launch
+ * can be captured in a CUDA graph. */
+typedef struct kvtc_cuda_attn_params {
+    kvtc_attn_params attn; /* shapes and softmax scale, as for kvtc_attn_decode */
+    int n_split;           /* context splits; 0 = from n_sms and the shapes */
+    int n_sms;             /* SM count for the automatic split; 0 = 132 */
+    kvtc_dtype q_dtype;    /* queries [n_seqs][n_q_heads][head_dim] */
+    kvtc_dtype out_dtype;  /* output, same shape */
+} kvtc_cuda_attn_params;
+
+/* KVTC_OK if the kernels support this pair of codecs and group size. */
+KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc, int gqa);
+/* The split count the launcher will use (a pure function of *p). */
+KVTC_DEF kvtc_status kvtc_cuda_attn_splits(const kvtc_cuda_attn_params *p, int *n_split);
+/* Device workspace bytes for the split-K partials (0 when n_split is 1). */
+KVTC_DEF kvtc_status kvtc_cuda_attn_workspace_bytes(const kvtc_cuda_codec *kc, const kvtc_cuda_attn_params *p,
+                                                    size_t *bytes);
+/* d_lse (may be NULL) receives the natural-log sum-exp of the scores per
+ * (sequence, query head), for cascading. */
+KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
+                                           const kvtc_cuda_attn_params *p, const void *d_q, const void *d_k_cache,
+                                           size_t k_cache_bytes, const void *d_v_cache, size_t v_cache_bytes,
+                                           const int32_t *d_block_table, const int32_t *d_context_lens, void *d_out,
+                                           size_t out_count, float *d_lse, void *d_workspace, size_t workspace_bytes,
+                                           cudaStream_t stream);
 
 #ifdef __cplusplus
 }
@@ -791,6 +826,445 @@ KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in
     a.t[0].cache_in = d_in;
     a.t[0].y = d_x;
     return kvtc__launch(false, c->meta.params.head_dim, a, 1, stream);
+}
+
+/* >>attention */
+#define KVTC__ATTN_GMAX 8   /* query heads per KV head */
+#define KVTC__ATTN_MMAX 256 /* QJL sketch rows */
+#define KVTC__LOG2E 1.4426950408889634f
+
+struct kvtc__attn_args {
+    kvtc__dc k, v;
+    const void *q;
+    const unsigned char *kcache, *vcache;
+    const int *block_table, *context_lens;
+    void *out;
+    float *lse, *ws_o, *ws_lse; /* ws_*: split partials [seq][q head][split]([d]) */
+    int n_q_heads, n_kv, gqa, block_size, max_blocks, n_blocks, n_split, blocks_per_split;
+    int q_dtype, out_dtype;
+    float scale_log2; /* softmax scale * log2(e): scores live in log2 units */
+};
+
+/* b-bit field j of a record read as little-endian 32-bit words (b <= 8). */
+static __device__ __forceinline__ unsigned kvtc__field(const unsigned *w, int nwords, int j, int b) {
+    int bit = j * b, wi = bit >> 5, sh = bit & 31;
+    unsigned lo = w[wi] >> sh;
+    if (sh + b > 32 && wi + 1 < nwords) lo |= w[wi + 1] << (32 - sh);
+    return lo & ((1u << b) - 1u);
+}
+
+static __device__ __forceinline__ float kvtc__warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(KVTC__FULL, v, o));
+    return v;
+}
+static __device__ __forceinline__ float kvtc__warp_sumf(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(KVTC__FULL, v, o);
+    return v;
+}
+
+/* Rotate row `row` (head_dim floats in shared memory, or `src` of dtype) by
+ * codec c forward or back, one warp, into dst (shared or global of dtype). */
+template <int EPL>
+static __device__ void kvtc__rotate_row(const kvtc__dc &c, const float *src_f, const void *src, int src_dtype,
+                                        bool transpose, float *buf, float mul, float *dst_f, void *dst, int dst_dtype,
+                                        int lane) {
+    float x[EPL];
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) {
+        int i = p * 32 + lane;
+        x[p] = i < c.d ? (src_f ? src_f[i] : kvtc__load(src, i, src_dtype)) : 0.0f;
+    }
+    kvtc__rotate<EPL>(c, x, buf, lane, transpose);
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) {
+        int i = p * 32 + lane;
+        if (i < c.d) {
+            if (dst_f) dst_f[i] = x[p] * mul;
+            else kvtc__store(dst, i, dst_dtype, x[p] * mul);
+        }
+    }
+}
+
+/* kvtc__k_attn<EPL>   CPU twin: kvtc_attn_decode
+ * grid (n_kv_heads, n_seqs, n_split), block 128 (4 warps); dynamic smem (see launcher).
+ * Scores: lane = token (32 tokens per warp step), values: lane = EPL output dims.
+ * bytes per token and KV head: K codes + norm, V codes + norm/scales; bound: HBM / issue */
+template <int EPL>
+__global__ void __launch_bounds__(128) kvtc__k_attn(const kvtc__attn_args a) {
+    extern __shared__ float smem[];
+    const int D = EPL * 32, G = a.gqa, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int h = blockIdx.x, b = blockIdx.y, split = blockIdx.z, d = a.k.d;
+    float *s_q = smem;                                   /* [GMAX][D] rotated, scaled queries */
+    float *s_sq = s_q + KVTC__ATTN_GMAX * D;             /* [GMAX][MMAX] S q' (TQ_PROD) */
+    float *s_ktab = s_sq + KVTC__ATTN_GMAX * KVTC__ATTN_MMAX; /* key centroids */
+    float *s_vtab = s_ktab + 256;                        /* value centroids */
+    float *s_buf = s_vtab + 256;                         /* [4][D] rotation scratch */
+    float *s_acc = s_buf + 4 * D;                        /* [4][GMAX][D] per-warp accumulators */
+    float *s_ml = s_acc + 4 * KVTC__ATTN_GMAX * D;       /* [4][GMAX][2] per-warp max, sum */
+    for (int i = threadIdx.x; i < 256; i += 128) {
+        if (a.k.method != KVTC_METHOD_AFFINE && i < (1 << a.k.mse_bits)) s_ktab[i] = a.k.cent[i];
+        if (a.v.method != KVTC_METHOD_AFFINE && i < (1 << a.v.mse_bits)) s_vtab[i] = a.v.cent[i];
+    }
+    /* rotate each query head of the group once: q' = P_k q * scale * log2(e) */
+    for (int g = warp; g < G; g += 4) {
+        const long long qoff = ((long long)b * a.n_q_heads + (long long)h * G + g) * d;
+        const char *qbase = (const char *)a.q + qoff * (a.q_dtype == KVTC_DTYPE_F32 ? 4 : 2);
+        kvtc__rotate_row<EPL>(a.k, nullptr, qbase, a.q_dtype, false, s_buf + warp * D, a.scale_log2, s_q + g * D,
+                              nullptr, 0, lane);
+    }
+    __syncthreads();
+    if (a.k.method == KVTC_METHOD_TQ_PROD) /* S q' for the QJL term, coalesced over rows of S^T */
+        for (int g = warp; g < G; g += 4)
+            for (int k = lane; k < a.k.m; k += 32) {
+                float acc = 0.0f;
+                for (int j = 0; j < d; ++j) acc = fmaf(a.k.qjl_t[(size_t)j * a.k.m + k], s_q[g * D + j], acc);
+                s_sq[g * KVTC__ATTN_MMAX + k] = acc;
+            }
+    __syncthreads();
+
+    const int len = min(max(a.context_lens[b], 0), a.max_blocks * a.block_size);
+    const int t_begin = split * a.blocks_per_split * a.block_size;
+    const int t_end = min(len, t_begin + a.blocks_per_split * a.block_size);
+    const int *bt = a.block_table + (long long)b * a.max_blocks;
+    const int kw = (int)(a.k.code_bytes >> 2), vw = (int)(a.v.code_bytes >> 2);
+    const float qjl_c = 1.2533141373155003f / (float)(a.k.m > 0 ? a.k.m : 1); /* sqrt(pi/2) / m */
+    float m_run[KVTC__ATTN_GMAX], l_run[KVTC__ATTN_GMAX], acc[KVTC__ATTN_GMAX][EPL];
+#pragma unroll
+    for (int g = 0; g < KVTC__ATTN_GMAX; ++g) {
+        m_run[g] = -INFINITY, l_run[g] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
+    }
+    for (int t0 = t_begin + warp * 32; t0 < t_end; t0 += 128) {
+        /* ---- scores: this lane's token */
+        const int t = t0 + lane;
+        const unsigned char *vpage = nullptr;
+        int slot = 0;
+        float s[KVTC__ATTN_GMAX];
+        bool valid = t < t_end;
+        if (valid) {
+            int blk = bt[t / a.block_size];
+            valid = blk >= 0 && blk < a.n_blocks; /* a bad table entry masks the token */
+            slot = t % a.block_size;
+            if (valid) vpage = a.vcache + ((long long)blk * a.n_kv + h) * a.v.page_bytes;
+            if (valid) {
+                const unsigned char *kpage = a.kcache + ((long long)blk * a.n_kv + h) * a.k.page_bytes;
+                const unsigned *kw32 = (const unsigned *)(kpage + a.k.off_codes + slot * a.k.code_bytes);
+                float dot[KVTC__ATTN_GMAX];
+#pragma unroll
+                for (int g = 0; g < KVTC__ATTN_GMAX; ++g) dot[g] = 0.0f;
+                unsigned long long win = 0;
+                int have = 0, wi = 0;
+                const int kb = a.k.mse_bits;
+                for (int j = 0; j < d; ++j) {
+                    if (have < kb) {
+                        win |= (unsigned long long)__ldg(kw32 + wi++) << have;
+                        have += 32;
+                    }
+                    const float cv = s_ktab[win & ((1u << kb) - 1u)];
+                    win >>= kb;
+                    have -= kb;
+#pragma unroll
+                    for (int g = 0; g < KVTC__ATTN_GMAX; ++g)
+                        if (g < G) dot[g] = fmaf(s_q[g * D + j], cv, dot[g]);
+                }
+                const float nk = kvtc__get_norm(kpage + a.k.off_scales + slot * a.k.scale_bytes, a.k.norm32);
+#pragma unroll
+                for (int g = 0; g < KVTC__ATTN_GMAX; ++g) dot[g] *= nk;
+                if (a.k.method == KVTC_METHOD_TQ_PROD) {
+                    const unsigned char *sg = kpage + a.k.off_qjl + slot * a.k.qjl_bytes;
+                    const float rn = kvtc__get_norm(kpage + a.k.off_rnorms + slot * a.k.rnorm_bytes, a.k.norm32) * qjl_c;
+                    float qd[KVTC__ATTN_GMAX];
+#pragma unroll
+                    for (int g = 0; g < KVTC__ATTN_GMAX; ++g) qd[g] = 0.0f;
+                    for (int k = 0; k < a.k.m; ++k) {
+                        const bool pos = (sg[k >> 3] >> (k & 7)) & 1u;
+#pragma unroll
+                        for (int g = 0; g < KVTC__ATTN_GMAX; ++g)
+                            if (g < G) qd[g] += pos ? s_sq[g * KVTC__ATTN_MMAX + k] : -s_sq[g * KVTC__ATTN_MMAX + k];
+                    }
+#pragma unroll
+                    for (int g = 0; g < KVTC__ATTN_GMAX; ++g) dot[g] = fmaf(rn, qd[g], dot[g]);
+                }
+                (void)kw;
+#pragma unroll
+                for (int g = 0; g < KVTC__ATTN_GMAX; ++g) s[g] = dot[g];
+            }
+        }
+        /* ---- online softmax over this warp's 32 tokens (log2 domain) */
+        float p[KVTC__ATTN_GMAX];
+#pragma unroll
+        for (int g = 0; g < KVTC__ATTN_GMAX; ++g) {
+            if (g >= G) break;
+            const float sg = valid ? s[g] : -INFINITY;
+            const float mx = kvtc__warp_max(sg), m_new = fmaxf(m_run[g], mx);
+            const float corr = m_new == -INFINITY ? 1.0f : exp2f(m_run[g] - m_new);
+            p[g] = valid ? exp2f(sg - m_new) : 0.0f;
+            l_run[g] = l_run[g] * corr + kvtc__warp_sumf(p[g]);
+            m_run[g] = m_new;
+#pragma unroll
+            for (int e = 0; e < EPL; ++e) acc[g][e] *= corr;
+        }
+        /* ---- values: lane = dims [lane*EPL, lane*EPL + EPL), token by token */
+        float wv = 0.0f; /* this lane's token: p * value norm (TQ) */
+        const unsigned *vw32 = nullptr;
+        const unsigned char *vsc = nullptr;
+        if (valid) {
+            vw32 = (const unsigned *)(vpage + a.v.off_codes + slot * a.v.code_bytes);
+            vsc = vpage + a.v.off_scales + slot * a.v.scale_bytes;
+            if (a.v.method != KVTC_METHOD_AFFINE) wv = kvtc__get_norm(vsc, a.v.norm32);
+        }
+        const int n_here = min(32, t_end - t0);
+        for (int u = 0; u < n_here; ++u) {
+            const unsigned *tw = (const unsigned *)__shfl_sync(KVTC__FULL, (unsigned long long)vw32, u);
+            if (!__shfl_sync(KVTC__FULL, (int)(tw != nullptr), u) || tw == nullptr) continue;
+            const float nv = __shfl_sync(KVTC__FULL, wv, u);
+            float pu[KVTC__ATTN_GMAX];
+#pragma unroll
+            for (int g = 0; g < KVTC__ATTN_GMAX; ++g) pu[g] = g < G ? __shfl_sync(KVTC__FULL, p[g], u) : 0.0f;
+            float val[EPL];
+            if (a.v.method == KVTC_METHOD_AFFINE) {
+                const unsigned char *tsc = (const unsigned char *)__shfl_sync(KVTC__FULL, (unsigned long long)vsc, u);
+#pragma unroll
+                for (int e = 0; e < EPL; ++e) {
+                    const int i = lane * EPL + e;
+                    if (i < d) {
+                        const unsigned w = *(const unsigned *)(tsc + 4 * (i / a.v.gs));
+                        const float sc = __half2float(__ushort_as_half((unsigned short)(w & 0xffffu)));
+                        const float mn = __half2float(__ushort_as_half((unsigned short)(w >> 16)));
+                        val[e] = mn + (float)kvtc__field(tw, vw, i, a.v.bits) * sc;
+                    } else val[e] = 0.0f;
+                }
+            } else {
+#pragma unroll
+                for (int e = 0; e < EPL; ++e) {
+                    const int i = lane * EPL + e;
+                    val[e] = i < d ? nv * s_vtab[kvtc__field(tw, vw, i, a.v.mse_bits)] : 0.0f;
+                }
+            }
+#pragma unroll
+            for (int g = 0; g < KVTC__ATTN_GMAX; ++g)
+                if (g < G) {
+#pragma unroll
+                    for (int e = 0; e < EPL; ++e) acc[g][e] = fmaf(pu[g], val[e], acc[g][e]);
+                }
+        }
+    }
+    /* ---- merge the 4 warps in a fixed order */
+#pragma unroll
+    for (int g = 0; g < KVTC__ATTN_GMAX; ++g) {
+        if (g >= G) break;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) s_acc[(warp * KVTC__ATTN_GMAX + g) * D + lane * EPL + e] = acc[g][e];
+        if (lane == 0) s_ml[(warp * KVTC__ATTN_GMAX + g) * 2] = m_run[g], s_ml[(warp * KVTC__ATTN_GMAX + g) * 2 + 1] = l_run[g];
+    }
+    __syncthreads();
+    for (int g = warp; g < G; g += 4) {
+        float M = -INFINITY, L = 0.0f, wgt[4];
+        for (int w = 0; w < 4; ++w) M = fmaxf(M, s_ml[(w * KVTC__ATTN_GMAX + g) * 2]);
+        for (int w = 0; w < 4; ++w) {
+            const float mw = s_ml[(w * KVTC__ATTN_GMAX + g) * 2];
+            wgt[w] = mw == -INFINITY ? 0.0f : exp2f(mw - M);
+            L += s_ml[(w * KVTC__ATTN_GMAX + g) * 2 + 1] * wgt[w];
+        }
+        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+        float *row = s_buf + warp * D; /* this head's rotated output, normalized */
+        for (int i = lane; i < D; i += 32) {
+            float o = 0.0f;
+            for (int w = 0; w < 4; ++w) o += wgt[w] * s_acc[(w * KVTC__ATTN_GMAX + g) * D + i];
+            row[i] = o * inv;
+        }
+        __syncwarp();
+        const long long qh = (long long)b * a.n_q_heads + (long long)h * G + g;
+        if (a.n_split == 1) {
+            const float lse = L > 0.0f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
+            char *obase = (char *)a.out + qh * d * (a.out_dtype == KVTC_DTYPE_F32 ? 4 : 2);
+            if (a.v.method == KVTC_METHOD_AFFINE) {
+                for (int i = lane; i < d; i += 32) kvtc__store(obase, i, a.out_dtype, row[i]);
+            } else {
+                float tmp[EPL]; /* copy out first: the rotation reuses row as scratch */
+#pragma unroll
+                for (int p = 0; p < EPL; ++p) tmp[p] = p * 32 + lane < d ? row[p * 32 + lane] : 0.0f;
+                __syncwarp();
+                kvtc__rotate<EPL>(a.v, tmp, row, lane, true);
+#pragma unroll
+                for (int p = 0; p < EPL; ++p)
+                    if (p * 32 + lane < d) kvtc__store(obase, p * 32 + lane, a.out_dtype, tmp[p]);
+            }
+            if (a.lse && lane == 0) a.lse[qh] = lse;
+        } else {
+            float *o = a.ws_o + (qh * a.n_split + split) * D;
+            for (int i = lane; i < D; i += 32) o[i] = row[i];
+            if (lane == 0) a.ws_lse[qh * a.n_split + split] = L > 0.0f ? M + log2f(L) : -INFINITY;
+        }
+        __syncwarp();
+    }
+}
+
+/* kvtc__k_attn_merge<EPL>: split-K partials -> output. grid (n_q_heads, n_seqs), block 32. */
+template <int EPL>
+__global__ void __launch_bounds__(32) kvtc__k_attn_merge(const kvtc__attn_args a) {
+    __shared__ float s_row[EPL * 32];
+    const int lane = threadIdx.x, d = a.v.d, D = EPL * 32;
+    const long long qh = (long long)blockIdx.y * a.n_q_heads + blockIdx.x;
+    const float *lse = a.ws_lse + qh * a.n_split;
+    float M = -INFINITY, L = 0.0f;
+    for (int s = 0; s < a.n_split; ++s) M = fmaxf(M, lse[s]);
+    for (int s = 0; s < a.n_split; ++s) L += lse[s] == -INFINITY ? 0.0f : exp2f(lse[s] - M);
+    float x[EPL];
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) {
+        float o = 0.0f;
+        for (int s = 0; s < a.n_split; ++s)
+            if (lse[s] != -INFINITY) o += exp2f(lse[s] - M) * a.ws_o[(qh * a.n_split + s) * D + p * 32 + lane];
+        x[p] = L > 0.0f ? o / L : 0.0f;
+    }
+    if (a.v.method != KVTC_METHOD_AFFINE) kvtc__rotate<EPL>(a.v, x, s_row, lane, true);
+    char *obase = (char *)a.out + qh * d * (a.out_dtype == KVTC_DTYPE_F32 ? 4 : 2);
+#pragma unroll
+    for (int p = 0; p < EPL; ++p)
+        if (p * 32 + lane < d) kvtc__store(obase, p * 32 + lane, a.out_dtype, x[p]);
+    if (a.lse && lane == 0) a.lse[qh] = L > 0.0f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
+}
+
+#define KVTC__ATTN_EPL_LIST(X) X(2) X(3) X(4) X(6) X(8)
+
+static int kvtc__attn_epl(int d) {
+    int need = (d + 31) / 32;
+#define KVTC__EPL_PICK(e) if (need <= e) return e;
+    KVTC__ATTN_EPL_LIST(KVTC__EPL_PICK)
+#undef KVTC__EPL_PICK
+    return 0;
+}
+
+static size_t kvtc__attn_smem(int epl) {
+    size_t D = (size_t)epl * 32;
+    return sizeof(float) * (KVTC__ATTN_GMAX * D + KVTC__ATTN_GMAX * KVTC__ATTN_MMAX + 512 + 4 * D +
+                            4 * KVTC__ATTN_GMAX * D + 4 * KVTC__ATTN_GMAX * 2);
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc, int gqa) {
+    const kvtc_codec_params *k, *v;
+    if (!kc || !vc) return KVTC_ERR_NULL;
+    k = &kc->meta.params, v = &vc->meta.params;
+    if (k->head_dim != v->head_dim) return KVTC_ERR_DIM;
+    if (!kvtc__attn_epl(k->head_dim)) return KVTC_ERR_UNSUPPORTED;
+    if (k->method == KVTC_METHOD_AFFINE || (k->method == KVTC_METHOD_TQ_PROD && k->qjl_dim > KVTC__ATTN_MMAX))
+        return KVTC_ERR_UNSUPPORTED;
+    if (v->method == KVTC_METHOD_TQ_PROD) return KVTC_ERR_UNSUPPORTED;
+    if (v->method == KVTC_METHOD_AFFINE && kvtc__attn_epl(k->head_dim) > v->group_size) return KVTC_ERR_UNSUPPORTED;
+    if (kc->meta.code_bytes % 4 || vc->meta.code_bytes % 4) return KVTC_ERR_UNSUPPORTED; /* 32-bit code words */
+    if (gqa < 1 || gqa > KVTC__ATTN_GMAX) return KVTC_ERR_UNSUPPORTED;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_attn_splits(const kvtc_cuda_attn_params *p, int *n_split) {
+    const kvtc_attn_params *a;
+    int sms, work, want;
+    if (!p || !n_split) return KVTC_ERR_NULL;
+    a = &p->attn;
+    if (a->n_seqs < 0 || a->max_blocks_per_seq < 0 || a->cache.n_kv_heads < 1 || p->n_split < 0) return KVTC_ERR_ARG;
+    if (p->n_split > 0) {
+        *n_split = p->n_split < a->max_blocks_per_seq ? p->n_split : (a->max_blocks_per_seq > 0 ? a->max_blocks_per_seq : 1);
+        return KVTC_OK;
+    }
+    sms = p->n_sms > 0 ? p->n_sms : 132;
+    work = a->n_seqs * a->cache.n_kv_heads;
+    want = work >= 2 * sms ? 1 : (2 * sms + work - 1) / (work > 0 ? work : 1); /* about two blocks per SM */
+    if (want > a->max_blocks_per_seq / 4) want = a->max_blocks_per_seq / 4;  /* >= 4 pages per split */
+    *n_split = want < 1 ? 1 : want;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_attn_workspace_bytes(const kvtc_cuda_codec *kc, const kvtc_cuda_attn_params *p,
+                                                    size_t *bytes) {
+    int ns, epl;
+    kvtc_status st;
+    if (!kc || !p || !bytes) return KVTC_ERR_NULL;
+    if ((st = kvtc_cuda_attn_splits(p, &ns)) != KVTC_OK) return st;
+    epl = kvtc__attn_epl(kc->meta.params.head_dim);
+    if (!epl) return KVTC_ERR_UNSUPPORTED;
+    *bytes = ns == 1 ? 0 : (size_t)p->attn.n_seqs * (size_t)p->attn.n_q_heads * (size_t)ns * ((size_t)epl * 32 + 1) * sizeof(float);
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
+                                           const kvtc_cuda_attn_params *p, const void *d_q, const void *d_k_cache,
+                                           size_t k_cache_bytes, const void *d_v_cache, size_t v_cache_bytes,
+                                           const int32_t *d_block_table, const int32_t *d_context_lens, void *d_out,
+                                           size_t out_count, float *d_lse, void *d_workspace, size_t workspace_bytes,
+                                           cudaStream_t stream) {
+    kvtc__attn_args a;
+    const kvtc_attn_params *ap;
+    size_t kpage, vpage, ktot, vtot, ws;
+    kvtc_status st;
+    int epl, ns;
+    if (!kc || !vc || !p) return KVTC_ERR_NULL;
+    ap = &p->attn;
+    if (ap->n_q_heads < 1 || ap->cache.n_kv_heads < 1 || ap->n_q_heads % ap->cache.n_kv_heads) return KVTC_ERR_ARG;
+    if ((st = kvtc_cuda_attn_supported(kc, vc, ap->n_q_heads / ap->cache.n_kv_heads)) != KVTC_OK) return st;
+    if ((int)p->q_dtype < 0 || p->q_dtype >= KVTC_DTYPE_COUNT || (int)p->out_dtype < 0 || p->out_dtype >= KVTC_DTYPE_COUNT)
+        return KVTC_ERR_ARG;
+    if ((st = kvtc_cache_bytes(&kc->meta, &ap->cache, &kpage, &ktot)) != KVTC_OK) return st;
+    if ((st = kvtc_cache_bytes(&vc->meta, &ap->cache, &vpage, &vtot)) != KVTC_OK) return st;
+    if ((st = kvtc_cuda_attn_workspace_bytes(kc, p, &ws)) != KVTC_OK) return st;
+    if ((st = kvtc_cuda_attn_splits(p, &ns)) != KVTC_OK) return st;
+    if (k_cache_bytes < ktot || v_cache_bytes < vtot || workspace_bytes < ws) return KVTC_ERR_SMALL;
+    if ((size_t)ap->n_seqs * ap->n_q_heads * kc->meta.params.head_dim > out_count) return KVTC_ERR_SMALL;
+    if ((long long)ap->max_blocks_per_seq * ap->cache.block_size >= 0x7fffffffLL) return KVTC_ERR_UNSUPPORTED;
+    if (ap->n_seqs == 0) return KVTC_OK;
+    if (!d_q || !d_k_cache || !d_v_cache || !d_block_table || !d_context_lens || !d_out || (ws && !d_workspace))
+        return KVTC_ERR_NULL;
+    memset(&a, 0, sizeof(a));
+    if ((st = kvtc__dc_of(kc, ap->cache.block_size, &a.k)) != KVTC_OK) return st;
+    if ((st = kvtc__dc_of(vc, ap->cache.block_size, &a.v)) != KVTC_OK) return st;
+    epl = kvtc__attn_epl(kc->meta.params.head_dim);
+    a.q = d_q;
+    a.kcache = (const unsigned char *)d_k_cache;
+    a.vcache = (const unsigned char *)d_v_cache;
+    a.block_table = d_block_table;
+    a.context_lens = d_context_lens;
+    a.out = d_out;
+    a.lse = d_lse;
+    a.n_q_heads = ap->n_q_heads;
+    a.n_kv = ap->cache.n_kv_heads;
+    a.gqa = ap->n_q_heads / ap->cache.n_kv_heads;
+    a.block_size = ap->cache.block_size;
+    a.max_blocks = ap->max_blocks_per_seq;
+    a.n_blocks = ap->cache.n_blocks;
+    a.n_split = ns;
+    a.blocks_per_split = (ap->max_blocks_per_seq + ns - 1) / ns;
+    if (a.blocks_per_split < 1) a.blocks_per_split = 1;
+    a.q_dtype = p->q_dtype == KVTC_DTYPE_DEFAULT ? KVTC_DTYPE_F16 : p->q_dtype;
+    a.out_dtype = p->out_dtype == KVTC_DTYPE_DEFAULT ? KVTC_DTYPE_F16 : p->out_dtype;
+    a.scale_log2 = (ap->scale != 0.0f ? ap->scale : (float)(1.0 / sqrt((double)kc->meta.params.head_dim))) * KVTC__LOG2E;
+    if (ns > 1) {
+        a.ws_o = (float *)d_workspace;
+        a.ws_lse = a.ws_o + (size_t)ap->n_seqs * ap->n_q_heads * ns * (size_t)epl * 32;
+    }
+    {
+        dim3 grid((unsigned)ap->cache.n_kv_heads, (unsigned)ap->n_seqs, (unsigned)ns);
+        size_t smem = kvtc__attn_smem(epl);
+        switch (epl) {
+#define KVTC__ATTN_CASE(e)                                                                                             \
+    case e:                                                                                                            \
+        KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn<e>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)); \
+        kvtc__k_attn<e><<<grid, 128, smem, stream>>>(a);                                                               \
+        KVTC_CUDA_CHECK(cudaGetLastError());                                                                           \
+        if (ns > 1) {                                                                                                  \
+            kvtc__k_attn_merge<e><<<dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs), 32, 0, stream>>>(a);         \
+            KVTC_CUDA_CHECK(cudaGetLastError());                                                                       \
+        }                                                                                                              \
+        break;
+            KVTC__ATTN_EPL_LIST(KVTC__ATTN_CASE)
+#undef KVTC__ATTN_CASE
+        default:
+            return KVTC_ERR_UNSUPPORTED;
+        }
+    }
+    return KVTC_OK;
 }
 
 #endif /* KVTC_CUDA_IMPLEMENTATION */

@@ -7,6 +7,7 @@
 #define KVTC_CUDA_IMPLEMENTATION
 #include "kvtc_cuda.cuh"
 #include "tests/test_common.h"
+#include <algorithm>
 #include <vector>
 
 static int g_have_device = 0;
@@ -208,16 +209,19 @@ static int test_cache_parity(void) {
     /* dense rotation, d not a multiple of 8, fp32 norms, 1 and 3 Hadamard rounds */
     {
         kvtc_codec_params a = params_of(KVTC_METHOD_TQ_MSE, 128, 4, KVTC_ROTATION_DENSE, 3);
-        kvtc_codec_params b = params_of(KVTC_METHOD_TQ_PROD, 100, 3, KVTC_ROTATION_DEFAULT, 4);
+        kvtc_codec_params b = params_of(KVTC_METHOD_AFFINE, 128, 4, KVTC_ROTATION_DEFAULT, 4);
+        kvtc_codec_params b1 = params_of(KVTC_METHOD_TQ_PROD, 100, 3, KVTC_ROTATION_DEFAULT, 4);
+        kvtc_codec_params b2 = params_of(KVTC_METHOD_TQ_MSE, 100, 2, KVTC_ROTATION_DEFAULT, 5);
         kvtc_codec_params c = params_of(KVTC_METHOD_TQ_MSE, 128, 3, KVTC_ROTATION_HADAMARD, 5);
         kvtc_codec_params e = params_of(KVTC_METHOD_TQ_MSE, 96, 4, KVTC_ROTATION_NONE, 6);
         c.rotation_rounds = 3;
         c.norm_type = KVTC_NORM_FP32;
-        b.norm_correction = -1;
+        b1.norm_correction = -1;
         e.codebook = KVTC_CODEBOOK_GAUSSIAN;
         if (cache_case(a, b, KVTC_DTYPE_F16, 40, 7, &records, &mism) != T_PASS) return T_FAIL;
+        if (cache_case(b1, b2, KVTC_DTYPE_BF16, 40, 9, &records, &mism) != T_PASS) return T_FAIL;
         if (cache_case(c, e, KVTC_DTYPE_F32, 40, 8, &records, &mism) != T_PASS) return T_FAIL;
-        cases += 2;
+        cases += 3;
     }
     printf("  %d cases, %lld records, %lld differ from the CPU's (rate %.2g)\n", cases, records, mism,
            (double)mism / records);
@@ -338,10 +342,160 @@ static int test_edge_flags(void) {
     return T_PASS;
 }
 
+
+/* ---- fused decode attention ------------------------------------------------ */
+struct attn_case_t {
+    kvtc_method km; int kb; kvtc_method vm; int vb; int d, n_kv, gqa, n_split; bool graph;
+};
+
+/* Compress random K/V into paged caches (CPU), run GPU attention, compare
+ * with kvtc_attn_decode. Returns the worst relative error, or -1. */
+static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens, uint64_t seed) {
+    gcodec kc, vc;
+    kvtc_codec_params kp = params_of(ac.km, ac.d, ac.kb, KVTC_ROTATION_DEFAULT, seed);
+    kvtc_codec_params vp = params_of(ac.vm, ac.d, ac.vb, KVTC_ROTATION_DEFAULT, seed + 1);
+    if (!gcodec_make(kc, kp) || !gcodec_make(vc, vp)) return -1;
+    const int n_seqs = (int)lens.size(), bs = 16, d = ac.d, n_q = ac.n_kv * ac.gqa;
+    int max_len = 1;
+    for (int l : lens) max_len = std::max(max_len, l);
+    const int max_blocks = (max_len + bs - 1) / bs;
+    kvtc_cuda_attn_params p;
+    memset(&p, 0, sizeof p);
+    p.attn.cache.block_size = bs;
+    p.attn.cache.n_kv_heads = ac.n_kv;
+    p.attn.cache.n_blocks = n_seqs * max_blocks + 3;
+    p.attn.n_seqs = n_seqs;
+    p.attn.n_q_heads = n_q;
+    p.attn.max_blocks_per_seq = max_blocks;
+    p.n_split = ac.n_split;
+    p.q_dtype = KVTC_DTYPE_F32;
+    p.out_dtype = KVTC_DTYPE_F32;
+    if (kvtc_cuda_attn_supported(&kc.dev, &vc.dev, ac.gqa) != KVTC_OK) return -2;
+    size_t kpage, vpage, ktot, vtot, ws;
+    kvtc_cache_bytes(kc.host, &p.attn.cache, &kpage, &ktot);
+    kvtc_cache_bytes(vc.host, &p.attn.cache, &vpage, &vtot);
+    std::vector<unsigned char> kcache(ktot, 0), vcache(vtot, 0);
+    std::vector<int32_t> bt((size_t)n_seqs * max_blocks, 0), perm(p.attn.cache.n_blocks);
+    kvtc_rng r;
+    kvtc_rng_seed(&r, seed);
+    for (int i = 0; i < p.attn.cache.n_blocks; ++i) perm[i] = i;
+    for (int i = p.attn.cache.n_blocks - 1; i > 0; --i) std::swap(perm[i], perm[kvtc_rng_below(&r, i + 1)]);
+    for (size_t i = 0; i < bt.size(); ++i) bt[i] = perm[i];
+    std::vector<float> x((size_t)bs * ac.n_kv * d);
+    std::vector<int64_t> slots(bs);
+    for (int b = 0; b < n_seqs; ++b)
+        for (int blk = 0; blk * bs < lens[b]; ++blk) { /* one page of tokens at a time */
+            for (int which = 0; which < 2; ++which) {
+                test_gaussian_fill(&r, x.data(), x.size());
+                if (!which)
+                    for (size_t i = 0; i < x.size(); ++i) x[i] = x[i] * 1.5f + ((i % d) == 9 ? 5.0f : 0.0f);
+                for (int t = 0; t < bs; ++t) slots[t] = blk * bs + t < lens[b] ? (int64_t)bt[b * max_blocks + blk] * bs + t : -1;
+                if (kvtc_cache_write(which ? vc.host : kc.host, &p.attn.cache, x.data(), bs, slots.data(),
+                                     which ? vcache.data() : kcache.data(), which ? vtot : ktot) != KVTC_OK)
+                    return -1;
+            }
+        }
+    std::vector<float> q((size_t)n_seqs * n_q * d), ref(q.size()), got(q.size()), lse(n_seqs * n_q);
+    test_gaussian_fill(&r, q.data(), q.size());
+    if (kvtc_attn_decode(kc.host, vc.host, &p.attn, q.data(), kcache.data(), ktot, vcache.data(), vtot, bt.data(),
+                         lens.data(), ref.data(), ref.size()) != KVTC_OK)
+        return -1;
+    if (kvtc_cuda_attn_workspace_bytes(&kc.dev, &p, &ws) != KVTC_OK) return -1;
+    dbuf dq(q.size() * 4), dk(ktot), dv(vtot), dbt(bt.size() * 4 + 4), dl(lens.size() * 4), dout(q.size() * 4), dws(ws),
+        dlse(lse.size() * 4);
+    if (cudaMemcpy(dq.p, q.data(), q.size() * 4, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(dk.p, kcache.data(), ktot, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(dv.p, vcache.data(), vtot, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(dbt.p, bt.data(), bt.size() * 4, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(dl.p, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice))
+        return -1;
+    cudaStream_t st;
+    cudaStreamCreate(&st);
+    kvtc_status s = KVTC_OK;
+    if (ac.graph) { /* the whole call must be capturable: no sync, no host reads */
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+        s = kvtc_cuda_attn_decode(&kc.dev, &vc.dev, &p, dq.p, dk.p, ktot, dv.p, vtot, (const int32_t *)dbt.p,
+                                  (const int32_t *)dl.p, dout.p, q.size(), (float *)dlse.p, dws.p, ws, st);
+        if (cudaStreamEndCapture(st, &g) != cudaSuccess || s != KVTC_OK) return -1;
+        if (cudaGraphInstantiate(&ge, g, 0) != cudaSuccess) return -1;
+        cudaGraphLaunch(ge, st);
+        cudaGraphLaunch(ge, st); /* replays give the same result */
+        cudaGraphExecDestroy(ge);
+        cudaGraphDestroy(g);
+    } else {
+        s = kvtc_cuda_attn_decode(&kc.dev, &vc.dev, &p, dq.p, dk.p, ktot, dv.p, vtot, (const int32_t *)dbt.p,
+                                  (const int32_t *)dl.p, dout.p, q.size(), (float *)dlse.p, dws.p, ws, st);
+    }
+    if (s != KVTC_OK || cudaStreamSynchronize(st) != cudaSuccess) return -1;
+    cudaStreamDestroy(st);
+    cudaMemcpy(got.data(), dout.p, got.size() * 4, cudaMemcpyDeviceToHost);
+    cudaMemcpy(lse.data(), dlse.p, lse.size() * 4, cudaMemcpyDeviceToHost);
+    double worst = 0.0;
+    for (int i = 0; i < n_seqs * n_q; ++i) {
+        double e = 0, n = 0;
+        for (int j = 0; j < d; ++j) {
+            double df = (double)got[(size_t)i * d + j] - ref[(size_t)i * d + j];
+            e += df * df, n += (double)ref[(size_t)i * d + j] * ref[(size_t)i * d + j];
+        }
+        if (lens[i / n_q] == 0) { /* empty context: zeros and an LSE of -inf */
+            if (e != 0.0 || !(lse[i] == -INFINITY)) return 1.0;
+            continue;
+        }
+        worst = std::max(worst, sqrt(e / (n > 0 ? n : 1e-30)));
+    }
+    return worst;
+}
+
+static int test_attention_parity(void) {
+    NEED_DEVICE();
+    static const attn_case_t cases[] = {
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 128, 2, 4, 1, false},
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 128, 2, 4, 0, false},
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 2, 128, 1, 8, 3, true},
+        {KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 128, 2, 1, 2, false},
+        {KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 64, 3, 3, 0, false},
+        {KVTC_METHOD_TQ_MSE, 8, KVTC_METHOD_TQ_MSE, 4, 64, 1, 7, 1, false},
+        {KVTC_METHOD_TQ_PROD, 4, KVTC_METHOD_TQ_MSE, 4, 128, 1, 4, 2, false},
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_AFFINE, 4, 96, 2, 4, 0, true},
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 80, 1, 4, 2, false},
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_AFFINE, 2, 256, 1, 4, 0, false},
+        {KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 4, 192, 1, 3, 1, false},
+    };
+    const std::vector<int> lens = {1, 17, 64, 0, 300, 133};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        if (g_quick && i > 3) break;
+        double e = attn_gpu_case(cases[i], lens, 300 + i);
+        printf("  K%s%d V%s%d d=%d kv=%d gqa=%d split=%d%s: rel. error %.2g\n", cases[i].km == KVTC_METHOD_TQ_PROD ? "prod" : "",
+               cases[i].kb, cases[i].vm == KVTC_METHOD_AFFINE ? "aff" : "", cases[i].vb, cases[i].d, cases[i].n_kv,
+               cases[i].gqa, cases[i].n_split, cases[i].graph ? " graph" : "", e);
+        CHECK(e >= 0.0 && e <= 1e-3);
+    }
+    /* one long sequence (131072 tokens) beside short ones, automatic split */
+    if (!g_quick) {
+        attn_case_t lc = {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 128, 1, 4, 0, false};
+        double e = attn_gpu_case(lc, std::vector<int>{131072, 5}, 999);
+        printf("  context 131072: rel. error %.2g\n", e);
+        CHECK(e >= 0.0 && e <= 1e-3);
+    }
+    /* unsupported combinations are refused, not run */
+    {
+        gcodec a, b;
+        CHECK(gcodec_make(a, params_of(KVTC_METHOD_TQ_MSE, 80, 3, KVTC_ROTATION_DEFAULT, 1)));
+        CHECK(gcodec_make(b, params_of(KVTC_METHOD_TQ_MSE, 80, 4, KVTC_ROTATION_DEFAULT, 1)));
+        CHECK_ST(kvtc_cuda_attn_supported(&a.dev, &b.dev, 4), KVTC_ERR_UNSUPPORTED); /* 30-byte records */
+        CHECK_ST(kvtc_cuda_attn_supported(&b.dev, &b.dev, 9), KVTC_ERR_UNSUPPORTED);
+        CHECK_OK(kvtc_cuda_attn_supported(&b.dev, &b.dev, 8));
+    }
+    return T_PASS;
+}
+
 static const test_case tests[] = {
     {"cuda_cache_parity", test_cache_parity},
     {"cuda_mismatch_rate_1m", test_mismatch_rate_1m},
     {"cuda_edge_flags", test_edge_flags},
+    {"cuda_attention_parity", test_attention_parity},
 };
 
 int main(int argc, char **argv) {
