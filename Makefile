@@ -61,7 +61,12 @@ codebooks: $(B)/gen_codebooks
 check-codebooks: $(B)/gen_codebooks
 	./$(B)/gen_codebooks | cmp - codebooks.h && echo "codebooks.h matches its generator"
 
-test: compile-check check-codebooks $(B)/test_kvtc $(B)/test_kvtc_san $(B)/test_kvtc_cuda
+# KVTC records and calibration blobs: replays built-in mutations under ASan+UBSan
+$(B)/fuzz_tc: tests/fuzz_tc.c $(HEADERS) | $(B)
+	$(CC) -std=c99 $(SAN) -Wall -Wextra -I. $< -lm -o $@
+
+test: compile-check check-codebooks $(B)/test_kvtc $(B)/test_kvtc_san $(B)/fuzz_tc $(B)/test_kvtc_cuda
+	./$(B)/fuzz_tc
 	@bash tests/run_all.sh ./$(B)/test_kvtc ./$(B)/test_kvtc_san ./$(B)/test_kvtc_cuda
 
 # ---- GPU ---------------------------------------------------------------------
@@ -89,8 +94,11 @@ demo: $(B)/demo
 
 $(B)/bench_cpu: bench/bench_cpu.c $(HEADERS) | $(B)
 	$(CC) -std=c99 -O2 -march=native $(WARN) -I. $< -lm -o $@
-bench: $(B)/bench_cpu
+$(B)/bench_kvtc: bench/bench_kvtc.c $(HEADERS) | $(B)
+	$(CC) -std=c99 -O2 -march=native $(WARN) -I. $< -lm -o $@
+bench: $(B)/bench_cpu $(B)/bench_kvtc
 	./$(B)/bench_cpu
+	./$(B)/bench_kvtc
 
 clean:
 	rm -rf $(B)

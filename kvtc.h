@@ -24,7 +24,7 @@
  *   KVTC_NO_CODEBOOKS            do not include codebooks.h
  *
  * Sections (search for >>name): >>status >>rng >>half >>pack >>rotation
- * >>lloyd >>codec >>cache >>attn
+ * >>lloyd >>codec >>cache >>attn >>rope >>eig >>calib >>alloc >>varpack >>tc
  *
  * What it does
  *   TurboQuant ("TQ", data-oblivious): x -> norm n and unit u = x/n; rotate
@@ -99,7 +99,11 @@ extern "C" {
     X(ERR_RANGE, "a norm or scale overflows its stored type; those vectors were encoded as zero") \
     X(ERR_UNSUPPORTED, "no kernel for this combination")                       \
     X(ERR_CUDA, "CUDA error")                                                  \
-    X(ERR_NO_DEVICE, "no CUDA device")
+    X(ERR_NO_DEVICE, "no CUDA device")                                         \
+    X(ERR_VERSION, "blob has an unsupported format version")                   \
+    X(ERR_MISMATCH, "record was made with a different calibration")            \
+    X(ERR_INPUT_NONFINITE, "input has NaN or Inf; nothing was computed")       \
+    X(ERR_NO_CONVERGENCE, "an iteration did not converge")
 
 #define KVTC__STATUS_ENUM(name, msg) KVTC_##name,
 typedef enum kvtc_status { KVTC__STATUS_LIST(KVTC__STATUS_ENUM) KVTC_STATUS_COUNT } kvtc_status;
@@ -376,6 +380,357 @@ KVTC_DEF kvtc_status kvtc_attn_decode(const kvtc_codec *kc, const kvtc_codec *vc
                                       const float *q, const void *k_cache, size_t k_cache_bytes,
                                       const void *v_cache, size_t v_cache_bytes, const int32_t *block_table,
                                       const int32_t *context_lens, float *out, size_t out_count);
+
+/* ==========================================================================
+ * KVTC transform coding (Staniszewski & Lancucki, "KV Cache Transform
+ * Coding", ICLR 2026): a basis calibrated once per model, then per chunk of
+ * tokens  Z = (X - mu) V^T,  per-component bit widths from a budget,
+ * quantize, pack; decode  X_hat = Z_hat V + mu.  CPU reference.
+ *
+ *   kvtc_rope_*      remove / re-apply rotary position embeddings (keys are
+ *                    calibrated and coded without RoPE: it mixes position
+ *                    into the basis)
+ *   kvtc_eig_sym     symmetric eigendecomposition (dense, p <= ~4096)
+ *   kvtc_tc_calib_*  calibration: mean, covariance, eigenbasis (dense, or a
+ *                    randomized range finder for large p); save / load
+ *   kvtc_bit_alloc   optimal integer bit widths for a budget
+ *   kvtc_pack_var    packing of rows of indices of varying widths
+ *   kvtc_tc_*        a coder (calibration + budget + quantizer): chunk
+ *                    records, encode, decode, sizes
+ *
+ * Vectors of dimension p are whatever the caller groups: one head (p =
+ * head_dim), one layer's heads concatenated (p = n_kv_heads * head_dim), or
+ * several layers' K and V concatenated. Calibrate and code with the same
+ * grouping; the calibration's id ties each chunk record to it.
+ * ======================================================================== */
+
+/* >>rope -------------------------------------------------------------------
+ * Rotary position embedding of a token vector of n_heads * head_dim floats
+ * (heads concatenated). Pair k (k = 0 .. rotary_dim/2 - 1) of each head is
+ *   HALF (Llama/GPT-NeoX in Hugging Face, "rotate_half"): coordinates
+ *        (k, k + rotary_dim/2);
+ *   INTERLEAVED (GPT-J, RoFormer, llama.cpp's default mode): (2k, 2k + 1);
+ * and is rotated by the angle a = pos * theta^(-2k / rotary_dim):
+ *   apply:  (x, y) -> (x cos a - y sin a, x sin a + y cos a)
+ *   remove: (x, y) -> (x cos a + y sin a, -x sin a + y cos a)
+ * Coordinates from rotary_dim to head_dim are left alone (partial RoPE).
+ * Angles, cosines and sines are computed in double (models that compute them
+ * in fp32 differ by about pos * 2^-24 rad); the rotation itself in double,
+ * rounded once to float. No frequency scaling (YaRN, Llama-3.1 "llama3"). */
+typedef enum kvtc_rope_style {
+    KVTC_ROPE_DEFAULT = 0, /* HALF */
+    KVTC_ROPE_HALF,
+    KVTC_ROPE_INTERLEAVED,
+    KVTC_ROPE_COUNT
+} kvtc_rope_style;
+
+/* Zero means default: `kvtc_rope_params r = {0}; r.head_dim = 64;` */
+typedef struct kvtc_rope_params {
+    int head_dim;          /* required: even, 2..KVTC_MAX_HEAD_DIM */
+    int n_heads;           /* heads per token vector; 0 = 1 */
+    kvtc_rope_style style;
+    int rotary_dim;        /* rotated leading coordinates of each head, even; 0 = head_dim */
+    double theta;          /* frequency base; 0 = 10000 */
+} kvtc_rope_params;
+
+/* Rotate n tokens of x ([n_tokens][n_heads][head_dim], in place) by their
+ * positions; positions NULL means token t is at position t. */
+KVTC_DEF kvtc_status kvtc_rope_apply(const kvtc_rope_params *p, float *x, size_t n_tokens, const int64_t *positions);
+/* The inverse of kvtc_rope_apply (rotate by -angle). */
+KVTC_DEF kvtc_status kvtc_rope_remove(const kvtc_rope_params *p, float *x, size_t n_tokens, const int64_t *positions);
+
+/* >>eig --------------------------------------------------------------------
+ * Symmetric eigendecomposition A = V^T diag(w) V of a dense n x n row-major
+ * matrix (both triangles are read; they should agree): the matrix is scaled
+ * by its largest |a_ij|, reduced to tridiagonal form by Householder
+ * reflections, diagonalised by the implicit QL algorithm with Wilkinson-type
+ * shifts (EISPACK tql2), and the reflections are applied back. Eigenvalues
+ * descending in w; row k of v (n doubles) is the unit eigenvector of w[k],
+ * its sign fixed so that its largest-magnitude entry (first one on ties) is
+ * positive. O(n^3) time, every inner loop over contiguous rows. */
+
+/* Scratch bytes kvtc_eig_sym needs for an n x n matrix: (n*n + 3n) doubles, 8-byte aligned. */
+KVTC_DEF kvtc_status kvtc_eig_sym_scratch_bytes(int n, size_t *bytes);
+/* n in 1..KVTC_TC_DENSE_MAX_DIM; w: n doubles; v: n*n doubles (may not alias a).
+ * ERR_INPUT_NONFINITE if a has NaN/Inf, ERR_NO_CONVERGENCE if QL did not. */
+KVTC_DEF kvtc_status kvtc_eig_sym(const double *a, int n, double *w, size_t w_count, double *v, size_t v_count,
+                                  void *scratch, size_t scratch_bytes);
+
+/* >>calib ------------------------------------------------------------------
+ * Calibration from n_vectors rows of dim floats: the mean mu and the
+ * covariance C = sum (x - mu)(x - mu)^T / (n - 1) accumulated in double,
+ * then the top `rank` eigenpairs of C:
+ *   DENSE: C formed explicitly (p^2 doubles), kvtc_eig_sym, truncated;
+ *   RANDOMIZED (Halko, Martinsson & Tropp 2011, alg. 4.4 + 5.3): never forms
+ *     C. Y = C Omega for a seeded Gaussian Omega of k = rank + oversample
+ *     columns, `power_iters` rounds of Y = C orth(Y), Q = orth(Y), then the
+ *     eigenpairs of the k x k matrix Q^T C Q give V = (Q U)^T; products with
+ *     C stream over the data, two passes each. Memory O(p k), time
+ *     O(n p k (power_iters + 2)). Orthonormalisation is Gram-Schmidt run
+ *     twice; a column lost to rank deficiency is replaced by a fresh seeded
+ *     Gaussian one, so the basis is always orthonormal.
+ * Eigenvalues are clamped at 0, descending; basis rows orthonormal (float). */
+#define KVTC_TC_FORMAT_VERSION 1    /* calibration blobs and chunk records */
+#define KVTC_TC_MAX_DIM (1 << 20)   /* largest p */
+#define KVTC_TC_DENSE_MAX_DIM 4096  /* largest p for DENSE and kvtc_eig_sym */
+#define KVTC_TC_MAX_BITS 16         /* widest component */
+
+typedef enum kvtc_tc_eig_method {
+    KVTC_TC_EIG_DEFAULT = 0, /* DENSE if dim <= 1024, else RANDOMIZED */
+    KVTC_TC_EIG_DENSE,
+    KVTC_TC_EIG_RANDOMIZED,
+    KVTC_TC_EIG_COUNT
+} kvtc_tc_eig_method;
+
+/* Zero means default: `kvtc_tc_calib_params c = {0}; c.dim = 128;` */
+typedef struct kvtc_tc_calib_params {
+    int dim;                   /* required: p, 1..KVTC_TC_MAX_DIM (DENSE: ..KVTC_TC_DENSE_MAX_DIM) */
+    int rank;                  /* components kept; 0 = dim (DENSE), min(dim, 256) (RANDOMIZED) */
+    kvtc_tc_eig_method method;
+    int oversample;            /* RANDOMIZED: extra columns; 0 = 16 */
+    int power_iters;           /* RANDOMIZED: 0 = 2, -1 = none, else 1..16 */
+    uint64_t seed;             /* RANDOMIZED: Omega and refills; 0 is a valid seed */
+    void *alloc_user;          /* passed to KVTC_MALLOC/KVTC_FREE */
+} kvtc_tc_calib_params;
+
+/* A calibration. Read-only for callers; one allocation. */
+typedef struct kvtc_tc_calib {
+    int dim, rank;
+    uint64_t id;             /* FNV-1a 64 of its saved blob (the blob's checksum); chunk records carry it */
+    uint64_t n_samples;      /* vectors it was computed from */
+    double total_variance;   /* trace of C: sum of all dim eigenvalues, kept or not */
+    double *eigenvalues;     /* rank, descending, >= 0 */
+    float *mean;             /* dim */
+    float *basis;            /* rank x dim, row-major; row i is the unit eigenvector of eigenvalues[i] */
+    void *alloc_user;
+} kvtc_tc_calib;
+
+/* Calibration blob (all little-endian; bytes [0, 64) are this header, the
+ * payload follows at byte 64 with no padding):
+ *   f64 eigenvalues[rank] | f32 mean[dim] | f32 basis[rank][dim]
+ * payload_bytes = 8 rank + 4 dim + 4 rank dim. checksum is FNV-1a 64
+ * (kvtc_fnv1a64 from KVTC_FNV1A64_INIT) of the header_bytes + payload_bytes
+ * bytes of the blob with the 8 checksum bytes taken as zero; it is also the
+ * calibration id. Loading checks magic, version (else ERR_VERSION), dtype
+ * (else ERR_UNSUPPORTED), flags and reserved == 0, 1 <= rank <= dim <=
+ * KVTC_TC_MAX_DIM, payload_bytes against dim and rank, the length, the
+ * checksum, and that every value is finite, eigenvalues >= 0 and descending
+ * (else ERR_CORRUPT) before it allocates. The struct mirrors the bytes on a
+ * little-endian machine. */
+typedef struct kvtc_tc_calib_header {
+    uint8_t magic[4];         /*  0: "KTCC" */
+    uint16_t version;         /*  4: KVTC_TC_FORMAT_VERSION */
+    uint8_t dtype;            /*  6: 1 = fp32 mean and basis (the only one in version 1) */
+    uint8_t flags;            /*  7: 0 */
+    uint32_t dim;             /*  8 */
+    uint32_t rank;            /* 12 */
+    uint64_t n_samples;       /* 16 */
+    double total_variance;    /* 24: IEEE binary64 */
+    uint64_t payload_bytes;   /* 32 */
+    uint64_t checksum;        /* 40: FNV-1a 64, = calibration id */
+    uint64_t reserved[2];     /* 48: 0 */
+} kvtc_tc_calib_header;
+#define KVTC_TC_CALIB_HEADER_BYTES 64
+
+/* FNV-1a 64 (Fowler-Noll-Vo): h = (h ^ byte) * 0x100000001b3 over the bytes;
+ * start from KVTC_FNV1A64_INIT, chain calls to hash pieces. */
+#define KVTC_FNV1A64_INIT 0xcbf29ce484222325ULL
+KVTC_DEF uint64_t kvtc_fnv1a64(const void *data, size_t bytes, uint64_t h);
+
+/* What each zero field of *p means: the parameters calibration would use. */
+KVTC_DEF kvtc_status kvtc_tc_calib_params_resolved(const kvtc_tc_calib_params *p, kvtc_tc_calib_params *out);
+/* Calibrate from n_vectors rows of dim floats (n_vectors >= 2, else ERR_ARG;
+ * NaN/Inf anywhere: ERR_INPUT_NONFINITE). Allocates through KVTC_MALLOC. */
+KVTC_DEF kvtc_status kvtc_tc_calibrate(const kvtc_tc_calib_params *p, const float *x, size_t n_vectors,
+                                       kvtc_tc_calib **out);
+/* Free a calibration (NULL is fine). */
+KVTC_DEF void kvtc_tc_calib_destroy(kvtc_tc_calib *c);
+/* Bytes of the saved blob. */
+KVTC_DEF kvtc_status kvtc_tc_calib_saved_bytes(const kvtc_tc_calib *c, size_t *bytes);
+/* Write the blob (out_bytes >= kvtc_tc_calib_saved_bytes). */
+KVTC_DEF kvtc_status kvtc_tc_calib_save(const kvtc_tc_calib *c, void *out, size_t out_bytes);
+/* Check and load a blob (trailing bytes after it are ignored); allocates
+ * through KVTC_MALLOC with alloc_user. ERR_CORRUPT/ERR_VERSION/... as above. */
+KVTC_DEF kvtc_status kvtc_tc_calib_load(const void *in, size_t in_bytes, void *alloc_user, kvtc_tc_calib **out);
+/* Z = (X - mu) V^T for n rows: z is n x rank. */
+KVTC_DEF kvtc_status kvtc_tc_calib_project(const kvtc_tc_calib *c, const float *x, size_t n, float *z,
+                                           size_t z_count);
+/* X = Z V + mu for n rows of rank coefficients: x is n x dim. */
+KVTC_DEF kvtc_status kvtc_tc_calib_reconstruct(const kvtc_tc_calib *c, const float *z, size_t n, float *x,
+                                               size_t x_count);
+
+/* >>alloc ------------------------------------------------------------------
+ * Bit allocation: integer b_i minimising  sum_i lambda_i 4^(-b_i)  subject
+ * to sum_i b_i <= budget, 0 <= b_i <= max_bits. One more bit on component i
+ * gains lambda_i * 3/4 * 4^(-b_i), which falls as b_i grows, so handing bits
+ * out one at a time to the largest gain is optimal (the objective is
+ * separable and convex). A binary max-heap keyed by (gain, then lower index
+ * first) makes it O(p + B log p) and deterministic; gains are exact powers-
+ * of-4 multiples of 3/4 lambda_i, so equal lambdas tie exactly. It stops
+ * early when every remaining gain is 0 (lambda_i = 0 never gets bits). */
+
+/* Scratch bytes for n components: n ints + n doubles. */
+KVTC_DEF kvtc_status kvtc_bit_alloc_scratch_bytes(int n, size_t *bytes);
+/* lambda: n values >= 0 (finite); budget >= 0 (ERR_ARG if negative);
+ * max_bits 1..16; bits: n outputs; objective (may be NULL) = the minimum.
+ * Does not allocate. */
+KVTC_DEF kvtc_status kvtc_bit_alloc(const double *lambda, int n, int64_t budget, int max_bits, uint8_t *bits,
+                                    size_t bits_count, void *scratch, size_t scratch_bytes, double *objective);
+
+/* >>varpack ----------------------------------------------------------------
+ * Rows of indices with per-column widths w_0..w_{c-1} (each 0..16), one
+ * LSB-first bit stream as in >>pack: with R = sum w_j, index (t, j) occupies
+ * stream bits [t R + W_j, t R + W_j + w_j), W_j = w_0 + .. + w_{j-1}; stream
+ * bit k is bit (k % 8) of byte k / 8; width-0 columns take no bits (and
+ * unpack as 0); unused high bits of the last byte are zero. With every
+ * width equal to b this is exactly kvtc_pack. Example: widths {3, 0, 5, 1},
+ * two rows {5, 0, 17, 1}, {2, 0, 30, 0}: 9 bits per row, bytes 8d e2 03. */
+
+/* Bytes of n_rows rows: ceil(n_rows * sum(widths) / 8). */
+KVTC_DEF kvtc_status kvtc_pack_var_bytes(size_t n_rows, const uint8_t *widths, size_t n_cols, size_t *bytes);
+/* idx: n_rows x n_cols; ERR_ARG if an index needs more bits than its width. */
+KVTC_DEF kvtc_status kvtc_pack_var(const uint16_t *idx, size_t n_rows, const uint8_t *widths, size_t n_cols,
+                                   void *out, size_t out_bytes);
+/* The exact inverse of kvtc_pack_var. */
+KVTC_DEF kvtc_status kvtc_unpack_var(const void *in, size_t in_bytes, size_t n_rows, const uint8_t *widths,
+                                     size_t n_cols, uint16_t *idx, size_t idx_count);
+
+/* >>tc ---------------------------------------------------------------------
+ * A coder: a calibration (borrowed, must outlive the coder), the widths
+ * kvtc_bit_alloc gives its eigenvalues for budget_bits per token, and a
+ * quantizer. Component i with width b_i = 0 is dropped (decodes as 0, i.e.
+ * the token decodes towards mu); otherwise:
+ *   UNIFORM: per chunk, lo = min_t z_ti, hi = max_t z_ti over the chunk's
+ *     coded tokens; stored as fp32 lo and fp32 scale = (hi - lo) / qmax,
+ *     qmax = 2^b - 1 (the zero point of the usual affine form is -lo/scale).
+ *     q = clamp(floor((z - lo) * (1/scale) + 0.5), 0, qmax) in fp32 against
+ *     the stored values (q = 0 when scale = 0); z_hat = lo + q * scale.
+ *     8 side bytes per coded component per chunk.
+ *   GAUSSIAN: the b-bit Lloyd-Max codebook of N(0, 1) (kvtc_codebook_generate
+ *     GAUSSIAN, head_dim 64, times 8) scaled by sigma_i = sqrt(lambda_i):
+ *     q = the cell of z * (1/sigma_i) (fp32), z_hat = sigma_i * c_b[q]. No
+ *     side bytes; assumes chunk coefficients follow the calibration. Widths
+ *     above 8 fall back to UNIFORM (with its side bytes).
+ * Expected squared error of component i: lambda_i * D(b_i), D(0) = 1; for
+ * GAUSSIAN D(b) is the codebook's mse_unit (0.363, 0.118, 0.0345, 0.00950 at
+ * b = 1..4); for UNIFORM it is about (range / (2^b - 1))^2 / 12 / lambda_i.
+ * DEFAULT is GAUSSIAN: at equal record bytes, side data included, it had
+ * the lower error in the measurement printed by tests/test_tc.c (test
+ * "tc_quantizer_choice": p = 128, 1024-token chunks, 3x..20x; UNIFORM won
+ * only at 3x on heavy-tailed data). On 1024 Gaussian samples a min/max
+ * UNIFORM grid costs about 6.1, 0.39, 0.070 lambda_i at 1, 2, 3 bits
+ * (GAUSSIAN: 0.363, 0.118, 0.0345): a 1-bit UNIFORM component is worse than
+ * dropping it, which the allocator's lambda 4^-b model does not see, so
+ * UNIFORM falls far behind from 8x on.
+ *
+ * A chunk of n tokens keeps its first s "sink" and last w "window" tokens
+ * uncompressed (fp16), s = min(n_sink, n), w = min(n_window, n - s); the
+ * other m = n - s - w tokens are coded. Encoding a token with NaN/Inf
+ * stores it as all-zero coefficients (decodes to mu) or, if it is a sink or
+ * window token, as zeros, and returns ERR_NONFINITE after coding the rest;
+ * a sink/window value beyond fp16 range, or a uniform scale beyond fp32
+ * range, is stored as zero and gives ERR_RANGE likewise. */
+typedef enum kvtc_tc_quantizer {
+    KVTC_TC_QUANT_DEFAULT = 0, /* GAUSSIAN */
+    KVTC_TC_QUANT_UNIFORM,
+    KVTC_TC_QUANT_GAUSSIAN,
+    KVTC_TC_QUANT_COUNT
+} kvtc_tc_quantizer;
+
+#define KVTC_TC_NONE (-1) /* n_sink / n_window: no such tokens */
+
+/* Zero means default: `kvtc_tc_params t = {0}; t.budget_bits = 256;` */
+typedef struct kvtc_tc_params {
+    int budget_bits;   /* B: bits per coded token over all components; 0 = 2 * dim, else 1..rank*max_bits (more is clipped) */
+    int max_bits;      /* largest width of one component, 1..16; 0 = 8 */
+    kvtc_tc_quantizer quantizer;
+    int n_sink;        /* leading fp16 tokens per chunk; 0 = 4, KVTC_TC_NONE = none */
+    int n_window;      /* trailing fp16 tokens per chunk; 0 = 128, KVTC_TC_NONE = none */
+    void *alloc_user;  /* passed to KVTC_MALLOC/KVTC_FREE */
+} kvtc_tc_params;
+
+/* A created coder. Read-only for callers; one allocation. */
+typedef struct kvtc_tc {
+    kvtc_tc_params params;       /* resolved (no zero defaults left; KVTC_TC_NONE stays) */
+    const kvtc_tc_calib *calib;  /* borrowed */
+    int n_active;                /* components with width > 0 */
+    int row_bits;                /* sum of widths: coded bits per token */
+    double objective;            /* sum lambda_i 4^-b_i of the allocation */
+    uint8_t *widths;             /* rank widths */
+    int32_t *active;             /* n_active component indices, ascending */
+    float *basis_t;              /* dim x n_active: column k is basis row active[k] */
+    float *sigma;                /* rank: sqrt(eigenvalue) */
+    float centroids[8][256];     /* [b-1]: N(0,1) Lloyd-Max, 2^b ascending */
+    float boundaries[8][255];    /* [b-1]: 2^b - 1 */
+    double codebook_mse[8];      /* [b-1]: D(b) per unit variance */
+} kvtc_tc;
+
+/* Chunk record (all little-endian; bytes [0, 64) are this header, then with
+ * no padding):
+ *   u8  widths[rank]                       b_i of every component, 0..16
+ *   f32 {lo, scale}[n_uniform]             components with b_i > 0 that use
+ *                                          UNIFORM (all of them for UNIFORM,
+ *                                          those with b_i > 8 for GAUSSIAN),
+ *                                          ascending component order
+ *   f16 sink[n_sink][dim]                  tokens 0 .. n_sink-1
+ *   f16 window[n_window][dim]              tokens n_tokens-n_window .. n_tokens-1
+ *   indices                                the m = n_tokens - n_sink - n_window
+ *                                          coded tokens, in order, as rows of
+ *                                          kvtc_pack_var with the nonzero
+ *                                          widths: ceil(m * row_bits / 8) bytes
+ * record_bytes = 64 + rank + 8 n_uniform + 2 dim (n_sink + n_window)
+ *                + ceil(m * row_bits / 8), exactly; checksum is FNV-1a 64 of
+ * those bytes with the 8 checksum bytes taken as zero. Decoding checks magic,
+ * version (else ERR_VERSION), calib_id (else ERR_MISMATCH), every field and
+ * the total length against the record before reading the payload, then the
+ * checksum (ERR_CORRUPT). Values in a record whose checksum was forged
+ * decode to whatever they say (NaN included) but never out of bounds. */
+typedef struct kvtc_tc_chunk_header {
+    uint8_t magic[4];       /*  0: "KTCR" */
+    uint16_t version;       /*  4: KVTC_TC_FORMAT_VERSION */
+    uint8_t quantizer;      /*  6: kvtc_tc_quantizer, UNIFORM or GAUSSIAN */
+    uint8_t flags;          /*  7: 0 */
+    uint32_t dim;           /*  8 */
+    uint32_t rank;          /* 12 */
+    uint32_t n_tokens;      /* 16 */
+    uint32_t n_sink;        /* 20 */
+    uint32_t n_window;      /* 24 */
+    uint32_t row_bits;      /* 28: sum of widths */
+    uint64_t calib_id;      /* 32 */
+    uint64_t record_bytes;  /* 40 */
+    uint64_t checksum;      /* 48 */
+    uint64_t reserved;      /* 56: 0 */
+} kvtc_tc_chunk_header;
+#define KVTC_TC_CHUNK_HEADER_BYTES 64
+
+/* What each zero field of *p means for this calibration. */
+KVTC_DEF kvtc_status kvtc_tc_params_resolved(const kvtc_tc_params *p, const kvtc_tc_calib *calib,
+                                             kvtc_tc_params *out);
+/* Allocate bits and build the tables (allocates through KVTC_MALLOC). */
+KVTC_DEF kvtc_status kvtc_tc_create(const kvtc_tc_params *p, const kvtc_tc_calib *calib, kvtc_tc **out);
+/* Free a coder (NULL is fine); the calibration is not freed. */
+KVTC_DEF void kvtc_tc_destroy(kvtc_tc *tc);
+/* Exact bytes of the record of a chunk of n_tokens (1..2^32-1) tokens. */
+KVTC_DEF kvtc_status kvtc_tc_chunk_bytes(const kvtc_tc *tc, size_t n_tokens, size_t *bytes);
+/* fp16 bytes of the chunk (n_tokens * dim * 2) over its record bytes. */
+KVTC_DEF kvtc_status kvtc_tc_ratio(const kvtc_tc *tc, size_t n_tokens, double *ratio);
+/* Scratch for encoding a chunk of up to n_tokens tokens, or decoding any
+ * record of up to n_tokens tokens made with this calibration:
+ * n_tokens * rank * 6 bytes plus 64 dim + O(rank); 16-byte aligned. */
+KVTC_DEF kvtc_status kvtc_tc_scratch_bytes(const kvtc_tc *tc, size_t n_tokens, size_t *bytes);
+/* Encode n_tokens rows of dim floats into one record of exactly
+ * kvtc_tc_chunk_bytes bytes. May return ERR_NONFINITE/ERR_RANGE after
+ * writing a complete record (see above). */
+KVTC_DEF kvtc_status kvtc_tc_encode(const kvtc_tc *tc, const float *x, size_t n_tokens, void *out, size_t out_bytes,
+                                    void *scratch, size_t scratch_bytes);
+/* Parse and check a record's header (not its payload or checksum):
+ * magic, version, field ranges, and record_bytes <= in_bytes. */
+KVTC_DEF kvtc_status kvtc_tc_chunk_info(const void *in, size_t in_bytes, kvtc_tc_chunk_header *out);
+/* Decode a record into x (n_tokens x dim floats, x_count >= that), with a
+ * coder of the same calibration (any budget or quantizer: records describe
+ * themselves). */
+KVTC_DEF kvtc_status kvtc_tc_decode(const kvtc_tc *tc, const void *in, size_t in_bytes, float *x, size_t x_count,
+                                    void *scratch, size_t scratch_bytes);
 
 #ifdef __cplusplus
 }
@@ -1680,6 +2035,1532 @@ KVTC_DEF kvtc_status kvtc_attn_decode(const kvtc_codec *kc, const kvtc_codec *vc
             for (j = 0; j < (int)d; ++j) oh[j] = len > 0 ? (float)(acc[j] / l) : 0.0f;
             if (vrot && len > 0) kvtc__rotate_one(&vc->rot, oh, oh, 1);
         }
+    }
+    return KVTC_OK;
+}
+
+/* ==========================================================================
+ * KVTC transform coding: >>rope >>eig >>calib >>alloc >>varpack >>tc
+ * ======================================================================== */
+
+/* Little-endian u32/u64/f64 stores and loads for the KVTC blobs. */
+static void kvtc__tc_put_u32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+static uint32_t kvtc__tc_get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static void kvtc__tc_put_u64(uint8_t *p, uint64_t v) {
+    kvtc__tc_put_u32(p, (uint32_t)v);
+    kvtc__tc_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+static uint64_t kvtc__tc_get_u64(const uint8_t *p) {
+    return (uint64_t)kvtc__tc_get_u32(p) | ((uint64_t)kvtc__tc_get_u32(p + 4) << 32);
+}
+static void kvtc__tc_put_f64(uint8_t *p, double x) {
+    uint64_t u;
+    memcpy(&u, &x, 8);
+    kvtc__tc_put_u64(p, u);
+}
+static double kvtc__tc_get_f64(const uint8_t *p) {
+    uint64_t u = kvtc__tc_get_u64(p);
+    double x;
+    memcpy(&x, &u, 8);
+    return x;
+}
+/* Round up to a multiple of 16 for scratch carving (callers bound sizes). */
+static size_t kvtc__tc_up16(size_t a) { return (a + 15) & ~(size_t)15; }
+
+/* >>rope */
+static kvtc_status kvtc__rope(const kvtc_rope_params *p, float *x, size_t n_tokens, const int64_t *positions,
+                              double sign) {
+    double inv_freq[KVTC_MAX_HEAD_DIM / 2], theta;
+    int hd, nh, rd, half, k, h;
+    kvtc_rope_style style;
+    size_t t, need, stride;
+    if (!p) return KVTC_ERR_NULL;
+    hd = p->head_dim;
+    nh = p->n_heads == 0 ? 1 : p->n_heads;
+    rd = p->rotary_dim == 0 ? hd : p->rotary_dim;
+    theta = p->theta == 0.0 ? 10000.0 : p->theta;
+    style = p->style == KVTC_ROPE_DEFAULT ? KVTC_ROPE_HALF : p->style;
+    if (hd < 2 || hd > KVTC_MAX_HEAD_DIM || hd % 2 != 0) return KVTC_ERR_DIM;
+    if (nh < 1 || rd < 2 || rd > hd || rd % 2 != 0) return KVTC_ERR_ARG;
+    if (!(theta > 0.0) || !isfinite(theta)) return KVTC_ERR_ARG;
+    if (style != KVTC_ROPE_HALF && style != KVTC_ROPE_INTERLEAVED) return KVTC_ERR_ARG;
+    if (!kvtc__mul_size((size_t)nh, (size_t)hd, &stride) || !kvtc__mul_size(n_tokens, stride, &need))
+        return KVTC_ERR_OVERFLOW;
+    if (n_tokens == 0) return KVTC_OK;
+    if (!x) return KVTC_ERR_NULL;
+    half = rd / 2;
+    for (k = 0; k < half; ++k) inv_freq[k] = pow(theta, -2.0 * (double)k / (double)rd);
+    for (t = 0; t < n_tokens; ++t) {
+        double pos = positions ? (double)positions[t] : (double)t;
+        float *row = x + t * stride;
+        for (k = 0; k < half; ++k) {
+            double a = pos * inv_freq[k], c = cos(a), s = sign * sin(a);
+            int i0 = style == KVTC_ROPE_HALF ? k : 2 * k, i1 = style == KVTC_ROPE_HALF ? k + half : 2 * k + 1;
+            for (h = 0; h < nh; ++h) {
+                float *v = row + (size_t)h * (size_t)hd;
+                double x0 = v[i0], x1 = v[i1];
+                v[i0] = (float)(x0 * c - x1 * s);
+                v[i1] = (float)(x0 * s + x1 * c);
+            }
+        }
+    }
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_rope_apply(const kvtc_rope_params *p, float *x, size_t n_tokens, const int64_t *positions) {
+    return kvtc__rope(p, x, n_tokens, positions, 1.0);
+}
+
+KVTC_DEF kvtc_status kvtc_rope_remove(const kvtc_rope_params *p, float *x, size_t n_tokens, const int64_t *positions) {
+    return kvtc__rope(p, x, n_tokens, positions, -1.0);
+}
+
+/* >>eig
+ * Row-major throughout. Tridiagonalisation (LAPACK dsytd2 with full storage):
+ * step k turns row/column k below the diagonal into (beta, 0, ..., 0) with
+ * H_k = I - tau_k v v^T acting on indices k+1..n-1, v_0 = 1, and applies
+ * A22 <- H A22 H = A22 - v w^T - w v^T, p = tau A22 v, w = p - tau/2 (p.v) v;
+ * v is kept in row k. Then T = Q^T A Q with Q = H_0 H_1 ... H_{n-3}. QL works
+ * on the rows of Z (row i = eigenvector i of T, initially I), and an
+ * eigenvector of A is Q z = H_0 (H_1 (... H_{n-3} z)). */
+static void kvtc__tridiag(double *a, int n, double *d, double *e, double *tau, double *pw) {
+    int k, i, j;
+    for (k = 0; k + 2 < n; ++k) {
+        double *row = a + (size_t)k * n, *v = row + k + 1, alpha = v[0], xnorm2 = 0.0, beta, t, pv, kk;
+        int m = n - k - 1;
+        d[k] = row[k];
+        for (i = 1; i < m; ++i) xnorm2 += v[i] * v[i];
+        if (xnorm2 == 0.0) {
+            tau[k] = 0.0;
+            e[k] = alpha;
+            continue;
+        }
+        beta = sqrt(alpha * alpha + xnorm2);
+        if (alpha >= 0.0) beta = -beta;
+        t = (beta - alpha) / beta;
+        tau[k] = t;
+        e[k] = beta;
+        {
+            double s = 1.0 / (alpha - beta);
+            v[0] = 1.0;
+            for (i = 1; i < m; ++i) v[i] *= s;
+        }
+        pv = 0.0;
+        for (i = 0; i < m; ++i) { /* p = tau A22 v */
+            const double *ai = a + (size_t)(k + 1 + i) * n + k + 1;
+            double acc = 0.0;
+            for (j = 0; j < m; ++j) acc += ai[j] * v[j];
+            pw[i] = t * acc;
+            pv += pw[i] * v[i];
+        }
+        kk = -0.5 * t * pv;
+        for (i = 0; i < m; ++i) pw[i] += kk * v[i]; /* w */
+        for (i = 0; i < m; ++i) {
+            double *ai = a + (size_t)(k + 1 + i) * n + k + 1, vi = v[i], wi = pw[i];
+            for (j = 0; j < m; ++j) ai[j] -= vi * pw[j] + wi * v[j];
+        }
+    }
+    if (n >= 2) {
+        d[n - 2] = a[(size_t)(n - 2) * n + n - 2];
+        e[n - 2] = a[(size_t)(n - 2) * n + n - 1];
+    }
+    d[n - 1] = a[(size_t)(n - 1) * n + n - 1];
+    e[n - 1] = 0.0;
+}
+
+/* Implicit QL on the tridiagonal (d, e), e[i] coupling i and i+1 (EISPACK
+ * tql2 as in JAMA), rotating rows i, i+1 of z (n x n). Returns 0 if an
+ * eigenvalue needs more than 60 iterations. */
+static int kvtc__tql2(double *d, double *e, double *z, int n) {
+    const double eps = 2.220446049250313e-16;
+    double f = 0.0, tst1 = 0.0;
+    int l, m, i, k;
+    for (l = 0; l < n; ++l) {
+        int iter = 0;
+        tst1 = fmax(tst1, fabs(d[l]) + fabs(e[l]));
+        m = l;
+        while (m < n - 1 && !(fabs(e[m]) <= eps * tst1)) ++m;
+        if (m > l) {
+            do {
+                double g = d[l], p, r, dl1, h, c = 1.0, c2 = 1.0, c3 = 1.0, el1, s = 0.0, s2 = 0.0;
+                if (++iter > 60) return 0;
+                p = (d[l + 1] - g) / (2.0 * e[l]);
+                r = hypot(p, 1.0);
+                if (p < 0) r = -r;
+                d[l] = e[l] / (p + r);
+                d[l + 1] = e[l] * (p + r);
+                dl1 = d[l + 1];
+                h = g - d[l];
+                for (i = l + 2; i < n; ++i) d[i] -= h;
+                f += h;
+                p = d[m];
+                el1 = e[l + 1];
+                for (i = m - 1; i >= l; --i) {
+                    double *zi = z + (size_t)i * n, *zi1 = zi + n;
+                    c3 = c2;
+                    c2 = c;
+                    s2 = s;
+                    g = c * e[i];
+                    h = c * p;
+                    r = hypot(p, e[i]);
+                    e[i + 1] = s * r;
+                    s = e[i] / r;
+                    c = p / r;
+                    p = c * d[i] - s * g;
+                    d[i + 1] = h + s * (c * g + s * d[i]);
+                    for (k = 0; k < n; ++k) {
+                        double hk = zi1[k];
+                        zi1[k] = s * zi[k] + c * hk;
+                        zi[k] = c * zi[k] - s * hk;
+                    }
+                }
+                p = -s * s2 * c3 * el1 * e[l] / dl1;
+                e[l] = s * p;
+                d[l] = c * p;
+            } while (fabs(e[l]) > eps * tst1);
+        }
+        d[l] += f;
+        e[l] = 0.0;
+    }
+    return 1;
+}
+
+KVTC_DEF kvtc_status kvtc_eig_sym_scratch_bytes(int n, size_t *bytes) {
+    if (!bytes) return KVTC_ERR_NULL;
+    if (n < 1 || n > KVTC_TC_DENSE_MAX_DIM) return KVTC_ERR_DIM;
+    *bytes = ((size_t)n * (size_t)n + 3 * (size_t)n) * sizeof(double);
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_eig_sym(const double *a, int n, double *w, size_t w_count, double *v, size_t v_count,
+                                  void *scratch, size_t scratch_bytes) {
+    double *wa, *e, *tau, *pw, amax = 0.0;
+    size_t need, nn, i;
+    int j, k;
+    kvtc_status st;
+    if (!a || !w || !v || !scratch) return KVTC_ERR_NULL;
+    if ((st = kvtc_eig_sym_scratch_bytes(n, &need)) != KVTC_OK) return st;
+    nn = (size_t)n * (size_t)n;
+    if (w_count < (size_t)n || v_count < nn || scratch_bytes < need) return KVTC_ERR_SMALL;
+    if ((uintptr_t)scratch % sizeof(double) != 0) return KVTC_ERR_ARG;
+    for (i = 0; i < nn; ++i) {
+        if (!isfinite(a[i])) return KVTC_ERR_INPUT_NONFINITE;
+        amax = fmax(amax, fabs(a[i]));
+    }
+    wa = (double *)scratch;
+    e = wa + nn;
+    tau = e + n;
+    pw = tau + n;
+    memset(v, 0, nn * sizeof(double));
+    for (j = 0; j < n; ++j) v[(size_t)j * n + j] = 1.0;
+    if (amax == 0.0) {
+        for (j = 0; j < n; ++j) w[j] = 0.0;
+        return KVTC_OK;
+    }
+    for (i = 0; i < nn; ++i) wa[i] = a[i] / amax;
+    kvtc__tridiag(wa, n, w, e, tau, pw);
+    if (!kvtc__tql2(w, e, v, n)) return KVTC_ERR_NO_CONVERGENCE;
+    for (k = n - 3; k >= 0; --k) { /* rows of v <- H_k rows */
+        const double *hv = wa + (size_t)k * n + k + 1;
+        int m = n - k - 1, r;
+        if (tau[k] == 0.0) continue;
+        for (r = 0; r < n; ++r) {
+            double *z = v + (size_t)r * n + k + 1, s = 0.0;
+            for (j = 0; j < m; ++j) s += hv[j] * z[j];
+            s *= tau[k];
+            for (j = 0; j < m; ++j) z[j] -= s * hv[j];
+        }
+    }
+    for (k = 0; k < n; ++k) { /* selection sort, descending; then the sign rule */
+        int best = k, big = 0;
+        double *vk = v + (size_t)k * n;
+        for (j = k + 1; j < n; ++j)
+            if (w[j] > w[best]) best = j;
+        if (best != k) {
+            double t = w[k], *vb = v + (size_t)best * n;
+            w[k] = w[best];
+            w[best] = t;
+            for (j = 0; j < n; ++j) {
+                t = vk[j];
+                vk[j] = vb[j];
+                vb[j] = t;
+            }
+        }
+        for (j = 1; j < n; ++j)
+            if (fabs(vk[j]) > fabs(vk[big])) big = j;
+        if (vk[big] < 0.0)
+            for (j = 0; j < n; ++j) vk[j] = -vk[j];
+        w[k] *= amax;
+    }
+    return KVTC_OK;
+}
+
+/* >>calib */
+KVTC_DEF uint64_t kvtc_fnv1a64(const void *data, size_t bytes, uint64_t h) {
+    const uint8_t *p = (const uint8_t *)data;
+    size_t i;
+    for (i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_calib_params_resolved(const kvtc_tc_calib_params *p, kvtc_tc_calib_params *out) {
+    kvtc_tc_calib_params r;
+    if (!p || !out) return KVTC_ERR_NULL;
+    r = *p;
+    if (r.dim < 1 || r.dim > KVTC_TC_MAX_DIM) return KVTC_ERR_DIM;
+    if (r.method == KVTC_TC_EIG_DEFAULT) r.method = r.dim <= 1024 ? KVTC_TC_EIG_DENSE : KVTC_TC_EIG_RANDOMIZED;
+    if ((int)r.method < 0 || r.method >= KVTC_TC_EIG_COUNT) return KVTC_ERR_ARG;
+    if (r.method == KVTC_TC_EIG_DENSE) {
+        if (r.dim > KVTC_TC_DENSE_MAX_DIM) return KVTC_ERR_DIM;
+        if (r.rank == 0) r.rank = r.dim;
+        r.oversample = 0;
+        r.power_iters = 0;
+    } else {
+        if (r.rank == 0) r.rank = r.dim < 256 ? r.dim : 256;
+        if (r.oversample == 0) r.oversample = 16;
+        if (r.oversample < 1 || r.oversample > 1024) return KVTC_ERR_ARG;
+        if (r.power_iters == 0) r.power_iters = 2;
+        if (r.power_iters < -1 || r.power_iters > 16) return KVTC_ERR_ARG;
+        if (r.rank >= 1 && r.rank <= r.dim && r.rank + r.oversample > KVTC_TC_DENSE_MAX_DIM &&
+            r.dim > KVTC_TC_DENSE_MAX_DIM)
+            return KVTC_ERR_ARG; /* k = min(rank + oversample, dim) must fit kvtc_eig_sym */
+    }
+    if (r.rank < 1 || r.rank > r.dim) return KVTC_ERR_ARG;
+    *out = r;
+    return KVTC_OK;
+}
+
+/* Payload bytes of a calibration blob, or 0 on overflow. */
+static size_t kvtc__calib_payload(size_t dim, size_t rank) {
+    size_t a, b;
+    if (!kvtc__mul_size(rank, dim, &a) || !kvtc__add_size(a, rank, &a) || !kvtc__add_size(a, rank, &a) ||
+        !kvtc__add_size(a, dim, &a) || !kvtc__mul_size(a, 4, &b))
+        return 0;
+    return b; /* 8 rank + 4 dim + 4 rank dim */
+}
+
+/* One allocation: struct, eigenvalues, mean, basis. */
+static kvtc_tc_calib *kvtc__calib_alloc(int dim, int rank, void *alloc_user) {
+    size_t payload = kvtc__calib_payload((size_t)dim, (size_t)rank), total;
+    kvtc_tc_calib *c;
+    if (payload == 0 || !kvtc__add_size(payload, sizeof(kvtc_tc_calib), &total)) return NULL;
+    c = (kvtc_tc_calib *)KVTC_MALLOC(total, alloc_user);
+    if (!c) return NULL;
+    memset(c, 0, sizeof(*c));
+    c->dim = dim;
+    c->rank = rank;
+    c->alloc_user = alloc_user;
+    c->eigenvalues = (double *)(c + 1);
+    c->mean = (float *)(c->eigenvalues + rank);
+    c->basis = c->mean + dim;
+    return c;
+}
+
+KVTC_DEF void kvtc_tc_calib_destroy(kvtc_tc_calib *c) {
+    if (c) KVTC_FREE(c, c->alloc_user);
+}
+
+/* The 64 header bytes of c's blob (checksum field zero). */
+static void kvtc__calib_header(const kvtc_tc_calib *c, uint8_t *h) {
+    memset(h, 0, KVTC_TC_CALIB_HEADER_BYTES);
+    h[0] = 'K';
+    h[1] = 'T';
+    h[2] = 'C';
+    h[3] = 'C';
+    kvtc__put_u16(h + 4, KVTC_TC_FORMAT_VERSION);
+    h[6] = 1; /* fp32 */
+    kvtc__tc_put_u32(h + 8, (uint32_t)c->dim);
+    kvtc__tc_put_u32(h + 12, (uint32_t)c->rank);
+    kvtc__tc_put_u64(h + 16, c->n_samples);
+    kvtc__tc_put_f64(h + 24, c->total_variance);
+    kvtc__tc_put_u64(h + 32, (uint64_t)kvtc__calib_payload((size_t)c->dim, (size_t)c->rank));
+}
+
+/* Serialize c's payload to out (if not NULL) and return the FNV-1a 64 of
+ * the whole blob with its checksum field zero. */
+static uint64_t kvtc__calib_emit(const kvtc_tc_calib *c, uint8_t *out) {
+    uint8_t h[KVTC_TC_CALIB_HEADER_BYTES], buf[256];
+    uint64_t hash;
+    size_t i, fill = 0, nb = (size_t)c->rank * (size_t)c->dim;
+    kvtc__calib_header(c, h);
+    hash = kvtc_fnv1a64(h, sizeof h, KVTC_FNV1A64_INIT);
+    if (out) out += KVTC_TC_CALIB_HEADER_BYTES;
+#define KVTC__EMIT_FLUSH()                                                                                             \
+    do {                                                                                                               \
+        hash = kvtc_fnv1a64(buf, fill, hash);                                                                          \
+        if (out) {                                                                                                     \
+            memcpy(out, buf, fill);                                                                                    \
+            out += fill;                                                                                               \
+        }                                                                                                              \
+        fill = 0;                                                                                                      \
+    } while (0)
+    for (i = 0; i < (size_t)c->rank; ++i) {
+        if (fill + 8 > sizeof buf) KVTC__EMIT_FLUSH();
+        kvtc__tc_put_f64(buf + fill, c->eigenvalues[i]);
+        fill += 8;
+    }
+    for (i = 0; i < (size_t)c->dim + nb; ++i) {
+        if (fill + 4 > sizeof buf) KVTC__EMIT_FLUSH();
+        kvtc__put_f32(buf + fill, i < (size_t)c->dim ? c->mean[i] : c->basis[i - (size_t)c->dim]);
+        fill += 4;
+    }
+    KVTC__EMIT_FLUSH();
+#undef KVTC__EMIT_FLUSH
+    return hash;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_calib_saved_bytes(const kvtc_tc_calib *c, size_t *bytes) {
+    size_t payload;
+    if (!c || !bytes) return KVTC_ERR_NULL;
+    if (c->dim < 1 || c->dim > KVTC_TC_MAX_DIM || c->rank < 1 || c->rank > c->dim) return KVTC_ERR_DIM;
+    payload = kvtc__calib_payload((size_t)c->dim, (size_t)c->rank);
+    if (payload == 0 || !kvtc__add_size(payload, KVTC_TC_CALIB_HEADER_BYTES, bytes)) return KVTC_ERR_OVERFLOW;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_calib_save(const kvtc_tc_calib *c, void *out, size_t out_bytes) {
+    size_t need;
+    uint64_t hash;
+    kvtc_status st;
+    if (!out) return KVTC_ERR_NULL;
+    if ((st = kvtc_tc_calib_saved_bytes(c, &need)) != KVTC_OK) return st;
+    if (out_bytes < need) return KVTC_ERR_SMALL;
+    kvtc__calib_header(c, (uint8_t *)out);
+    hash = kvtc__calib_emit(c, (uint8_t *)out);
+    kvtc__tc_put_u64((uint8_t *)out + 40, hash);
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_calib_load(const void *in, size_t in_bytes, void *alloc_user, kvtc_tc_calib **out) {
+    const uint8_t *b = (const uint8_t *)in, *pl;
+    static const uint8_t zero8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint64_t dim, rank, payload, hash, n_samples;
+    double tv, prev = HUGE_VAL;
+    size_t want, i, nb;
+    kvtc_tc_calib *c;
+    if (!out) return KVTC_ERR_NULL;
+    *out = NULL;
+    if (!in) return KVTC_ERR_NULL;
+    if (in_bytes < KVTC_TC_CALIB_HEADER_BYTES) return KVTC_ERR_CORRUPT;
+    if (b[0] != 'K' || b[1] != 'T' || b[2] != 'C' || b[3] != 'C') return KVTC_ERR_CORRUPT;
+    if (kvtc__get_u16(b + 4) != KVTC_TC_FORMAT_VERSION) return KVTC_ERR_VERSION;
+    if (b[6] != 1) return KVTC_ERR_UNSUPPORTED;
+    if (b[7] != 0 || kvtc__tc_get_u64(b + 48) != 0 || kvtc__tc_get_u64(b + 56) != 0) return KVTC_ERR_CORRUPT;
+    dim = kvtc__tc_get_u32(b + 8);
+    rank = kvtc__tc_get_u32(b + 12);
+    n_samples = kvtc__tc_get_u64(b + 16);
+    tv = kvtc__tc_get_f64(b + 24);
+    payload = kvtc__tc_get_u64(b + 32);
+    if (dim < 1 || dim > KVTC_TC_MAX_DIM || rank < 1 || rank > dim) return KVTC_ERR_CORRUPT;
+    want = kvtc__calib_payload((size_t)dim, (size_t)rank);
+    if (want == 0 || payload != (uint64_t)want) return KVTC_ERR_CORRUPT;
+    if (in_bytes - KVTC_TC_CALIB_HEADER_BYTES < want) return KVTC_ERR_CORRUPT;
+    hash = kvtc_fnv1a64(b, 40, KVTC_FNV1A64_INIT);
+    hash = kvtc_fnv1a64(zero8, 8, hash);
+    hash = kvtc_fnv1a64(b + 48, KVTC_TC_CALIB_HEADER_BYTES - 48 + want, hash);
+    if (hash != kvtc__tc_get_u64(b + 40)) return KVTC_ERR_CORRUPT;
+    if (!isfinite(tv) || tv < 0.0) return KVTC_ERR_CORRUPT;
+    pl = b + KVTC_TC_CALIB_HEADER_BYTES;
+    for (i = 0; i < (size_t)rank; ++i) {
+        double ev = kvtc__tc_get_f64(pl + 8 * i);
+        if (!isfinite(ev) || ev < 0.0 || ev > prev) return KVTC_ERR_CORRUPT;
+        prev = ev;
+    }
+    nb = (size_t)dim + (size_t)rank * (size_t)dim;
+    for (i = 0; i < nb; ++i)
+        if (!isfinite(kvtc__get_f32(pl + 8 * (size_t)rank + 4 * i))) return KVTC_ERR_CORRUPT;
+    c = kvtc__calib_alloc((int)dim, (int)rank, alloc_user);
+    if (!c) return KVTC_ERR_NOMEM;
+    c->n_samples = n_samples;
+    c->total_variance = tv;
+    c->id = hash;
+    for (i = 0; i < (size_t)rank; ++i) c->eigenvalues[i] = kvtc__tc_get_f64(pl + 8 * i);
+    for (i = 0; i < (size_t)dim; ++i) c->mean[i] = kvtc__get_f32(pl + 8 * (size_t)rank + 4 * i);
+    for (i = 0; i < (size_t)rank * (size_t)dim; ++i)
+        c->basis[i] = kvtc__get_f32(pl + 8 * (size_t)rank + 4 * ((size_t)dim + i));
+    *out = c;
+    return KVTC_OK;
+}
+
+/* C (m x N) += A (m x K) B (K x N) in double, all row-major, blocked 4 x 4
+ * x 256 like kvtc__gemm (for calibration: covariance and range finder).
+ * upper: skip the 4 x 4 tiles wholly below the diagonal (C symmetric). */
+static void kvtc__gemm_d(size_t m, size_t N, size_t K, const double *KVTC__RESTRICT A, size_t lda,
+                         const double *KVTC__RESTRICT B, size_t ldb, double *KVTC__RESTRICT C, size_t ldc, int upper) {
+    size_t k0, n0, t, k, q;
+    for (k0 = 0; k0 < K; k0 += 256) {
+        size_t k1 = K - k0 < 256 ? K : k0 + 256;
+        for (n0 = 0; n0 < N; n0 += 4) {
+            size_t w = N - n0 < 4 ? N - n0 : 4;
+            for (t = 0; t < m; t += 4) {
+                size_t rows = m - t < 4 ? m - t : 4;
+                const double *a0 = A + t * lda, *a1 = a0 + (rows > 1 ? lda : 0), *a2 = a0 + (rows > 2 ? 2 * lda : 0),
+                             *a3 = a0 + (rows > 3 ? 3 * lda : 0);
+                double *c0p = C + t * ldc + n0, *c1p = c0p + (rows > 1 ? ldc : 0),
+                       *c2p = c0p + (rows > 2 ? 2 * ldc : 0), *c3p = c0p + (rows > 3 ? 3 * ldc : 0);
+                double c0[4] = {0, 0, 0, 0}, c1[4] = {0, 0, 0, 0}, c2[4] = {0, 0, 0, 0}, c3[4] = {0, 0, 0, 0};
+                if (upper && n0 + w <= t) continue;
+                if (w == 4) {
+                    for (k = k0; k < k1; ++k) {
+                        const double *b = B + k * ldb + n0;
+                        double x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                        for (q = 0; q < 4; ++q) {
+                            c0[q] += x0 * b[q];
+                            c1[q] += x1 * b[q];
+                            c2[q] += x2 * b[q];
+                            c3[q] += x3 * b[q];
+                        }
+                    }
+                } else {
+                    for (k = k0; k < k1; ++k) {
+                        const double *b = B + k * ldb + n0;
+                        double x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                        for (q = 0; q < w; ++q) {
+                            c0[q] += x0 * b[q];
+                            c1[q] += x1 * b[q];
+                            c2[q] += x2 * b[q];
+                            c3[q] += x3 * b[q];
+                        }
+                    }
+                }
+                for (q = 0; q < w; ++q) { /* rows beyond m alias row t; each is written once */
+                    if (rows > 3) c3p[q] += c3[q];
+                    if (rows > 2) c2p[q] += c2[q];
+                    if (rows > 1) c1p[q] += c1[q];
+                    c0p[q] += c0[q];
+                }
+            }
+        }
+    }
+}
+
+/* Centre rows t0 .. t0+nt-1 of x into xb (nt x dim) and, if xbt, its transpose (dim x nt). */
+static void kvtc__centre_block(const float *x, size_t t0, size_t nt, size_t d, const double *mean, double *xb,
+                               double *xbt) {
+    size_t t, i;
+    for (t = 0; t < nt; ++t)
+        for (i = 0; i < d; ++i) {
+            double v = (double)x[(t0 + t) * d + i] - mean[i];
+            xb[t * d + i] = v;
+            if (xbt) xbt[i * nt + t] = v;
+        }
+}
+
+#define KVTC__CAL_BLOCK 64 /* tokens per block of the calibration passes */
+
+/* Y = C Q^T as rows: Y_j = C q_j = sum_t (xc_t . q_j) xc_t / (n - 1) for the
+ * k rows q_j of q; qt is q transposed (dim x k). Work: xb (64 x dim),
+ * b (64 x k), bt (k x 64) doubles. */
+static void kvtc__cov_apply(const float *x, size_t n, int dim, const double *mean, const double *qt, int k, double *y,
+                            double *xb, double *b, double *bt) {
+    size_t t0, t, j, d = (size_t)dim, kk = (size_t)k;
+    double inv = 1.0 / (double)(n - 1);
+    memset(y, 0, kk * d * sizeof(double));
+    for (t0 = 0; t0 < n; t0 += KVTC__CAL_BLOCK) {
+        size_t nt = n - t0 < KVTC__CAL_BLOCK ? n - t0 : KVTC__CAL_BLOCK;
+        kvtc__centre_block(x, t0, nt, d, mean, xb, NULL);
+        memset(b, 0, nt * kk * sizeof(double));
+        kvtc__gemm_d(nt, kk, d, xb, d, qt, kk, b, kk, 0); /* b = xb Q^T */
+        for (t = 0; t < nt; ++t)
+            for (j = 0; j < kk; ++j) bt[j * nt + t] = b[t * kk + j];
+        kvtc__gemm_d(kk, d, nt, bt, nt, xb, d, y, d, 0); /* y += b^T xb */
+    }
+    for (t = 0; t < kk * d; ++t) y[t] *= inv;
+}
+
+/* Orthonormalise the k rows of y (k <= dim) in place: Gram-Schmidt, repeated
+ * while a pass removes more than half the norm (Kahan-Parlett "twice is
+ * enough"); a row that vanishes is redrawn from rng. */
+static void kvtc__orth_rows(double *y, int k, int dim, kvtc_rng *rng) {
+    int j, i, attempt, pass;
+    size_t d = (size_t)dim;
+    for (j = 0; j < k; ++j) {
+        double *yj = y + (size_t)j * d, nrm = 0.0;
+        for (attempt = 0; attempt < 32; ++attempt) {
+            double start = 0.0, prev;
+            for (i = 0; i < dim; ++i) start += yj[i] * yj[i];
+            start = sqrt(start);
+            prev = start;
+            nrm = start;
+            if (start > 0.0 && isfinite(start))
+                for (pass = 0; pass < 4; ++pass) {
+                    int jj;
+                    for (jj = 0; jj < j; ++jj) {
+                        const double *yi = y + (size_t)jj * d;
+                        double s = 0.0;
+                        for (i = 0; i < dim; ++i) s += yi[i] * yj[i];
+                        for (i = 0; i < dim; ++i) yj[i] -= s * yi[i];
+                    }
+                    nrm = 0.0;
+                    for (i = 0; i < dim; ++i) nrm += yj[i] * yj[i];
+                    nrm = sqrt(nrm);
+                    if (nrm >= 0.5 * prev || nrm <= 1e-13 * start) break;
+                    prev = nrm;
+                }
+            if (nrm > 1e-13 * start && nrm > 0.0 && isfinite(nrm)) break;
+            for (i = 0; i < dim; ++i) yj[i] = kvtc_rng_gaussian(rng); /* lost: redraw */
+        }
+        KVTC_ASSERT(nrm > 0.0);
+        for (i = 0; i < dim; ++i) yj[i] /= nrm;
+    }
+}
+
+/* Eigenpairs of a k x k symmetric matrix into w (k) and rows of u (k x k),
+ * with scratch allocated here. */
+static kvtc_status kvtc__eig_alloc(const double *a, int k, double *w, double *u, void *alloc_user) {
+    size_t bytes;
+    void *s;
+    kvtc_status st = kvtc_eig_sym_scratch_bytes(k, &bytes);
+    if (st != KVTC_OK) return st;
+    s = KVTC_MALLOC(bytes, alloc_user);
+    if (!s) return KVTC_ERR_NOMEM;
+    st = kvtc_eig_sym(a, k, w, (size_t)k, u, (size_t)k * (size_t)k, s, bytes);
+    KVTC_FREE(s, alloc_user);
+    return st;
+}
+
+/* DENSE: C (dim x dim) in double, upper triangle accumulated over blocks of
+ * 16 centred tokens, mirrored; then all eigenpairs. */
+static kvtc_status kvtc__calib_dense(const kvtc_tc_calib_params *r, const float *x, size_t n, const double *mean,
+                                     kvtc_tc_calib *c) {
+    size_t d = (size_t)r->dim, t0, i, j, dd = d * d, tb = KVTC__CAL_BLOCK;
+    double *cov, *vec, *w, *xb, *xbt, inv = 1.0 / (double)(n - 1), tr = 0.0;
+    kvtc_status st;
+    int k;
+    cov = (double *)KVTC_MALLOC((2 * dd + d + 2 * tb * d) * sizeof(double), r->alloc_user);
+    if (!cov) return KVTC_ERR_NOMEM;
+    vec = cov + dd;
+    w = vec + dd;
+    xb = w + d;
+    xbt = xb + tb * d;
+    memset(cov, 0, dd * sizeof(double));
+    for (t0 = 0; t0 < n; t0 += tb) { /* C += xb^T xb, block by block */
+        size_t nt = n - t0 < tb ? n - t0 : tb;
+        kvtc__centre_block(x, t0, nt, d, mean, xb, xbt);
+        kvtc__gemm_d(d, d, nt, xbt, nt, xb, d, cov, d, 1);
+    }
+    for (i = 0; i < d; ++i) /* the upper triangle was accumulated */
+        for (j = i; j < d; ++j) cov[j * d + i] = cov[i * d + j] = cov[i * d + j] * inv;
+    for (i = 0; i < d; ++i) tr += cov[i * d + i];
+    st = kvtc__eig_alloc(cov, r->dim, w, vec, r->alloc_user);
+    if (st == KVTC_OK) {
+        c->total_variance = tr;
+        for (k = 0; k < r->rank; ++k) {
+            c->eigenvalues[k] = w[k] > 0.0 ? w[k] : 0.0;
+            for (i = 0; i < d; ++i) c->basis[(size_t)k * d + i] = (float)vec[(size_t)k * d + i];
+        }
+    }
+    KVTC_FREE(cov, r->alloc_user);
+    return st;
+}
+
+/* RANDOMIZED: see >>calib in the declarations. */
+static kvtc_status kvtc__calib_randomized(const kvtc_tc_calib_params *r, const float *x, size_t n,
+                                          const double *mean, kvtc_tc_calib *c) {
+    size_t d = (size_t)r->dim, t0, t, i, kk, tb = KVTC__CAL_BLOCK;
+    int k = r->rank + r->oversample, it, j, l;
+    double *q, *y, *qt, *xb, *b, *bt, *s, *u, *w, tr = 0.0, inv = 1.0 / (double)(n - 1);
+    kvtc_rng rng;
+    kvtc_status st;
+    if (k > r->dim) k = r->dim;
+    kk = (size_t)k;
+    q = (double *)KVTC_MALLOC((3 * kk * d + tb * d + 2 * tb * kk + 2 * kk * kk + kk) * sizeof(double), r->alloc_user);
+    if (!q) return KVTC_ERR_NOMEM;
+    y = q + kk * d;
+    qt = y + kk * d;
+    xb = qt + kk * d;
+    b = xb + tb * d;
+    bt = b + tb * kk;
+    s = bt + tb * kk;
+    u = s + kk * kk;
+    w = u + kk * kk;
+    kvtc_rng_seed(&rng, r->seed);
+    for (i = 0; i < kk * d; ++i) y[i] = kvtc_rng_gaussian(&rng); /* Omega^T, row-major k x dim */
+    kvtc__orth_rows(y, k, r->dim, &rng);
+    for (it = 0; it <= (r->power_iters < 0 ? 0 : r->power_iters); ++it) {
+        for (j = 0; j < k; ++j)
+            for (i = 0; i < d; ++i) qt[i * kk + (size_t)j] = y[(size_t)j * d + i];
+        kvtc__cov_apply(x, n, r->dim, mean, qt, k, y, xb, b, bt);
+        kvtc__orth_rows(y, k, r->dim, &rng);
+    }
+    /* S = Q C Q^T with Q = rows of y; the trace of C on the same pass */
+    for (j = 0; j < k; ++j)
+        for (i = 0; i < d; ++i) qt[i * kk + (size_t)j] = y[(size_t)j * d + i];
+    memset(s, 0, kk * kk * sizeof(double));
+    for (t0 = 0; t0 < n; t0 += tb) {
+        size_t nt = n - t0 < tb ? n - t0 : tb;
+        kvtc__centre_block(x, t0, nt, d, mean, xb, NULL);
+        for (i = 0; i < nt * d; ++i) tr += xb[i] * xb[i];
+        memset(b, 0, nt * kk * sizeof(double));
+        kvtc__gemm_d(nt, kk, d, xb, d, qt, kk, b, kk, 0);
+        for (t = 0; t < nt; ++t)
+            for (i = 0; i < kk; ++i) bt[i * nt + t] = b[t * kk + i];
+        kvtc__gemm_d(kk, kk, nt, bt, nt, b, kk, s, kk, 1);
+    }
+    for (i = 0; i < kk; ++i)
+        for (l = (int)i; l < k; ++l) s[(size_t)l * kk + i] = s[i * kk + (size_t)l] = s[i * kk + (size_t)l] * inv;
+    st = kvtc__eig_alloc(s, k, w, u, r->alloc_user);
+    if (st == KVTC_OK) { /* basis row j = sum_l u_jl q_l */
+        c->total_variance = tr * inv;
+        memset(qt, 0, (size_t)r->rank * d * sizeof(double));
+        kvtc__gemm_d((size_t)r->rank, d, kk, u, kk, y, d, qt, d, 0);
+        for (j = 0; j < r->rank; ++j) {
+            c->eigenvalues[j] = w[j] > 0.0 ? w[j] : 0.0;
+            for (i = 0; i < d; ++i) c->basis[(size_t)j * d + i] = (float)qt[(size_t)j * d + i];
+        }
+    }
+    KVTC_FREE(q, r->alloc_user);
+    return st;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_calibrate(const kvtc_tc_calib_params *p, const float *x, size_t n_vectors,
+                                       kvtc_tc_calib **out) {
+    kvtc_tc_calib_params r;
+    kvtc_tc_calib *c;
+    double *mean;
+    size_t total, t, i, d;
+    kvtc_status st;
+    if (!out) return KVTC_ERR_NULL;
+    *out = NULL;
+    if ((st = kvtc_tc_calib_params_resolved(p, &r)) != KVTC_OK) return st;
+    if (!x) return KVTC_ERR_NULL;
+    if (n_vectors < 2) return KVTC_ERR_ARG;
+    d = (size_t)r.dim;
+    if (!kvtc__mul_size(n_vectors, d, &total)) return KVTC_ERR_OVERFLOW;
+    for (i = 0; i < total; ++i)
+        if (!isfinite(x[i])) return KVTC_ERR_INPUT_NONFINITE;
+    c = kvtc__calib_alloc(r.dim, r.rank, r.alloc_user);
+    mean = (double *)KVTC_MALLOC(d * sizeof(double), r.alloc_user);
+    if (!c || !mean) {
+        if (c) KVTC_FREE(c, r.alloc_user);
+        if (mean) KVTC_FREE(mean, r.alloc_user);
+        return KVTC_ERR_NOMEM;
+    }
+    for (i = 0; i < d; ++i) mean[i] = 0.0;
+    for (t = 0; t < n_vectors; ++t)
+        for (i = 0; i < d; ++i) mean[i] += x[t * d + i];
+    for (i = 0; i < d; ++i) {
+        mean[i] /= (double)n_vectors;
+        c->mean[i] = (float)mean[i];
+    }
+    c->n_samples = (uint64_t)n_vectors;
+    st = r.method == KVTC_TC_EIG_DENSE ? kvtc__calib_dense(&r, x, n_vectors, mean, c)
+                                       : kvtc__calib_randomized(&r, x, n_vectors, mean, c);
+    KVTC_FREE(mean, r.alloc_user);
+    if (st != KVTC_OK) {
+        KVTC_FREE(c, r.alloc_user);
+        return st;
+    }
+    c->id = kvtc__calib_emit(c, NULL);
+    *out = c;
+    return KVTC_OK;
+}
+
+/* Shared checks of project/reconstruct: n rows of `in_per` in, `out_per` out. */
+static kvtc_status kvtc__calib_io(const kvtc_tc_calib *c, const void *in, size_t n, const void *out, size_t out_count,
+                                  size_t out_per) {
+    size_t need;
+    if (!c) return KVTC_ERR_NULL;
+    if (n && (!in || !out)) return KVTC_ERR_NULL;
+    if (!kvtc__mul_size(n, out_per, &need)) return KVTC_ERR_OVERFLOW;
+    if (out_count < need) return KVTC_ERR_SMALL;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_calib_project(const kvtc_tc_calib *c, const float *x, size_t n, float *z,
+                                           size_t z_count) {
+    size_t t, d;
+    int i;
+    kvtc_status st = kvtc__calib_io(c, x, n, z, z_count, c ? (size_t)c->rank : 0);
+    if (st != KVTC_OK) return st;
+    d = (size_t)c->dim;
+    for (t = 0; t < n; ++t)
+        for (i = 0; i < c->rank; ++i) {
+            const float *v = c->basis + (size_t)i * d, *xt = x + t * d;
+            double acc = 0.0;
+            size_t j;
+            for (j = 0; j < d; ++j) acc += ((double)xt[j] - c->mean[j]) * v[j];
+            z[t * (size_t)c->rank + (size_t)i] = (float)acc;
+        }
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_calib_reconstruct(const kvtc_tc_calib *c, const float *z, size_t n, float *x,
+                                               size_t x_count) {
+    size_t t, d, j;
+    int i;
+    kvtc_status st = kvtc__calib_io(c, z, n, x, x_count, c ? (size_t)c->dim : 0);
+    if (st != KVTC_OK) return st;
+    d = (size_t)c->dim;
+    for (t = 0; t < n; ++t) {
+        float *xt = x + t * d;
+        memcpy(xt, c->mean, d * sizeof(float));
+        for (i = 0; i < c->rank; ++i) {
+            const float *v = c->basis + (size_t)i * d;
+            float zi = z[t * (size_t)c->rank + (size_t)i];
+            for (j = 0; j < d; ++j) xt[j] += zi * v[j];
+        }
+    }
+    return KVTC_OK;
+}
+
+/* >>alloc */
+KVTC_DEF kvtc_status kvtc_bit_alloc_scratch_bytes(int n, size_t *bytes) {
+    if (!bytes) return KVTC_ERR_NULL;
+    if (n < 1 || n > KVTC_TC_MAX_DIM) return KVTC_ERR_DIM;
+    *bytes = (size_t)n * (sizeof(double) + sizeof(int));
+    return KVTC_OK;
+}
+
+/* Heap order: larger gain first, then lower index. */
+static int kvtc__alloc_before(const double *gain, int a, int b) {
+    return gain[a] > gain[b] || (gain[a] == gain[b] && a < b);
+}
+
+static void kvtc__alloc_sift(int *heap, int size, int pos, const double *gain) {
+    int item = heap[pos];
+    for (;;) {
+        int child = 2 * pos + 1;
+        if (child >= size) break;
+        if (child + 1 < size && kvtc__alloc_before(gain, heap[child + 1], heap[child])) ++child;
+        if (!kvtc__alloc_before(gain, heap[child], item)) break;
+        heap[pos] = heap[child];
+        pos = child;
+    }
+    heap[pos] = item;
+}
+
+KVTC_DEF kvtc_status kvtc_bit_alloc(const double *lambda, int n, int64_t budget, int max_bits, uint8_t *bits,
+                                    size_t bits_count, void *scratch, size_t scratch_bytes, double *objective) {
+    double *gain, obj = 0.0;
+    int *heap, size = 0, i;
+    int64_t left;
+    size_t need;
+    kvtc_status st;
+    if (!lambda || !bits || !scratch) return KVTC_ERR_NULL;
+    if ((st = kvtc_bit_alloc_scratch_bytes(n, &need)) != KVTC_OK) return st;
+    if (budget < 0) return KVTC_ERR_ARG;
+    if (max_bits < 1 || max_bits > KVTC_TC_MAX_BITS) return KVTC_ERR_BITS;
+    if (bits_count < (size_t)n || scratch_bytes < need) return KVTC_ERR_SMALL;
+    if ((uintptr_t)scratch % sizeof(double) != 0) return KVTC_ERR_ARG;
+    for (i = 0; i < n; ++i)
+        if (!(lambda[i] >= 0.0) || !isfinite(lambda[i])) return KVTC_ERR_ARG;
+    gain = (double *)scratch;
+    heap = (int *)(gain + n);
+    for (i = 0; i < n; ++i) {
+        bits[i] = 0;
+        gain[i] = 0.75 * lambda[i];
+        if (gain[i] > 0.0) heap[size++] = i;
+    }
+    for (i = size / 2 - 1; i >= 0; --i) kvtc__alloc_sift(heap, size, i, gain);
+    left = budget;
+    while (left > 0 && size > 0) {
+        int top = heap[0];
+        ++bits[top];
+        --left;
+        gain[top] *= 0.25;
+        if (bits[top] >= max_bits || !(gain[top] > 0.0)) heap[0] = heap[--size];
+        if (size > 0) kvtc__alloc_sift(heap, size, 0, gain);
+    }
+    for (i = 0; i < n; ++i) obj += ldexp(lambda[i], -2 * (int)bits[i]);
+    if (objective) *objective = obj;
+    return KVTC_OK;
+}
+
+/* >>varpack */
+static void kvtc__pack_var_u16(const uint16_t *KVTC__RESTRICT idx, size_t n_rows, const uint8_t *KVTC__RESTRICT w,
+                               size_t n_cols, uint8_t *KVTC__RESTRICT dst) {
+    uint64_t acc = 0;
+    int have = 0;
+    size_t t, j;
+    for (t = 0; t < n_rows; ++t) {
+        const uint16_t *row = idx + t * n_cols;
+        for (j = 0; j < n_cols; ++j) {
+            acc |= (uint64_t)row[j] << have;
+            have += w[j];
+            if (have >= 32) {
+                kvtc__tc_put_u32(dst, (uint32_t)acc);
+                dst += 4;
+                acc >>= 32;
+                have -= 32;
+            }
+        }
+    }
+    while (have > 0) {
+        *dst++ = (uint8_t)acc;
+        acc >>= 8;
+        have -= 8;
+    }
+}
+
+/* Reads exactly ceil(n_rows * sum(w) / 8) bytes of src. */
+static void kvtc__unpack_var_u16(const uint8_t *KVTC__RESTRICT src, size_t n_rows, const uint8_t *KVTC__RESTRICT w,
+                                 size_t n_cols, size_t src_bytes, uint16_t *KVTC__RESTRICT idx) {
+    uint64_t acc = 0;
+    int have = 0;
+    size_t t, j, pos = 0;
+    for (t = 0; t < n_rows; ++t) {
+        uint16_t *row = idx + t * n_cols;
+        for (j = 0; j < n_cols; ++j) {
+            int b = w[j];
+            if (have < b) {
+                if (have < 32 && src_bytes - pos >= 4) {
+                    acc |= (uint64_t)kvtc__tc_get_u32(src + pos) << have;
+                    pos += 4;
+                    have += 32;
+                } else {
+                    while (have < b) {
+                        acc |= (uint64_t)src[pos++] << have;
+                        have += 8;
+                    }
+                }
+            }
+            row[j] = (uint16_t)(acc & ((1u << b) - 1u));
+            acc >>= b;
+            have -= b;
+        }
+    }
+}
+
+/* Sum of widths (each 0..16) into *row_bits. */
+static kvtc_status kvtc__row_bits(const uint8_t *widths, size_t n_cols, size_t *row_bits) {
+    size_t j, s = 0;
+    for (j = 0; j < n_cols; ++j) {
+        if (widths[j] > 16) return KVTC_ERR_BITS;
+        s += widths[j]; /* <= 16 n_cols: n_cols rows of idx exist, so no overflow */
+    }
+    *row_bits = s;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_pack_var_bytes(size_t n_rows, const uint8_t *widths, size_t n_cols, size_t *bytes) {
+    size_t rb, nbits;
+    kvtc_status st;
+    if (!bytes || (n_cols && !widths)) return KVTC_ERR_NULL;
+    if (n_cols > (size_t)-1 / 16) return KVTC_ERR_OVERFLOW;
+    if ((st = kvtc__row_bits(widths, n_cols, &rb)) != KVTC_OK) return st;
+    if (!kvtc__mul_size(n_rows, rb, &nbits)) return KVTC_ERR_OVERFLOW;
+    *bytes = nbits / 8 + (nbits % 8 != 0);
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_pack_var(const uint16_t *idx, size_t n_rows, const uint8_t *widths, size_t n_cols,
+                                   void *out, size_t out_bytes) {
+    size_t need, count, i;
+    kvtc_status st;
+    if ((st = kvtc_pack_var_bytes(n_rows, widths, n_cols, &need)) != KVTC_OK) return st;
+    if (!kvtc__mul_size(n_rows, n_cols, &count)) return KVTC_ERR_OVERFLOW;
+    if (count == 0) return KVTC_OK;
+    if (!idx || (need && !out)) return KVTC_ERR_NULL;
+    if (out_bytes < need) return KVTC_ERR_SMALL;
+    for (i = 0; i < count; ++i)
+        if ((uint32_t)idx[i] >> widths[i % n_cols]) return KVTC_ERR_ARG;
+    kvtc__pack_var_u16(idx, n_rows, widths, n_cols, (uint8_t *)out);
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_unpack_var(const void *in, size_t in_bytes, size_t n_rows, const uint8_t *widths,
+                                     size_t n_cols, uint16_t *idx, size_t idx_count) {
+    size_t need, count;
+    kvtc_status st;
+    if ((st = kvtc_pack_var_bytes(n_rows, widths, n_cols, &need)) != KVTC_OK) return st;
+    if (!kvtc__mul_size(n_rows, n_cols, &count)) return KVTC_ERR_OVERFLOW;
+    if (count == 0) return KVTC_OK;
+    if (!idx || (need && !in)) return KVTC_ERR_NULL;
+    if (in_bytes < need || idx_count < count) return KVTC_ERR_SMALL;
+    kvtc__unpack_var_u16((const uint8_t *)in, n_rows, widths, n_cols, need, idx);
+    return KVTC_OK;
+}
+
+/* >>tc
+ * Stages (encode: project, fit, quantize, pack; decode: unpack, dequantize,
+ * reconstruct) work on the n_active coded components of a chunk, described
+ * by one kvtc__tc_comp each; matrices are token-major (m x n_active). */
+#define KVTC__TC_BLOCK 16 /* tokens centred at a time by the projection */
+typedef struct kvtc__tc_comp {
+    float lo, scale, inv;       /* UNIFORM: z = lo + q scale, inv = 1/scale; GAUSSIAN: scale = sigma, inv = 1/sigma */
+    float qmax;                 /* UNIFORM: 2^b - 1 */
+    const float *centroids;     /* GAUSSIAN: N(0,1) codebook of b bits; NULL for UNIFORM */
+    const float *boundaries;
+    int width;
+} kvtc__tc_comp;
+
+/* Byte offsets of a chunk record's sections. */
+typedef struct kvtc__tc_geom {
+    size_t n_sink, n_window, m, n_uniform, widths, params, sink, window, idx, idx_bytes, bytes;
+} kvtc__tc_geom;
+
+/* Scratch layout for m coded tokens of na components, dim floats per token. */
+typedef struct kvtc__tc_scratch {
+    size_t comps, z, xc, active, idx, wact, bytes;
+} kvtc__tc_scratch;
+
+static int kvtc__tc_scratch_layout(size_t m, size_t na, size_t dim, kvtc__tc_scratch *s) {
+    size_t mn, a, off = 0;
+    if (!kvtc__mul_size(m, na, &mn)) return 0;
+    s->comps = off;
+    if (!kvtc__mul_size(na, sizeof(kvtc__tc_comp), &a) || !kvtc__add_size(off, a, &off) || !kvtc__align16(off, &off))
+        return 0;
+    s->z = off;
+    if (!kvtc__mul_size(mn, sizeof(float), &a) || !kvtc__add_size(off, a, &off) || !kvtc__align16(off, &off)) return 0;
+    s->xc = off;
+    if (!kvtc__mul_size(dim, KVTC__TC_BLOCK * sizeof(float), &a) || !kvtc__add_size(off, a, &off) || !kvtc__align16(off, &off))
+        return 0;
+    s->active = off;
+    if (!kvtc__mul_size(na, sizeof(int32_t), &a) || !kvtc__add_size(off, a, &off) || !kvtc__align16(off, &off))
+        return 0;
+    s->idx = off;
+    if (!kvtc__mul_size(mn, sizeof(uint16_t), &a) || !kvtc__add_size(off, a, &off) || !kvtc__align16(off, &off))
+        return 0;
+    s->wact = off;
+    if (!kvtc__add_size(off, na, &off) || !kvtc__align16(off, &off)) return 0;
+    s->bytes = off;
+    return 1;
+}
+
+static size_t kvtc__tc_count(int v) { return v < 0 ? 0 : (size_t)v; }
+
+/* Record geometry for n tokens. widths: rank entries (validated <= 16). */
+static kvtc_status kvtc__tc_geom_of(size_t dim, size_t rank, int quant, const uint8_t *widths, size_t row_bits,
+                                    size_t n, size_t n_sink, size_t n_window, kvtc__tc_geom *g) {
+    size_t i, a, off, nbits;
+    g->n_sink = n_sink < n ? n_sink : n;
+    g->n_window = n_window < n - g->n_sink ? n_window : n - g->n_sink;
+    g->m = n - g->n_sink - g->n_window;
+    g->n_uniform = 0;
+    for (i = 0; i < rank; ++i)
+        if (widths[i] > 0 && (quant == KVTC_TC_QUANT_UNIFORM || widths[i] > 8)) ++g->n_uniform;
+    g->widths = KVTC_TC_CHUNK_HEADER_BYTES;
+    if (!kvtc__add_size(g->widths, rank, &off)) return KVTC_ERR_OVERFLOW;
+    g->params = off;
+    if (!kvtc__mul_size(g->n_uniform, 8, &a) || !kvtc__add_size(off, a, &off)) return KVTC_ERR_OVERFLOW;
+    g->sink = off;
+    if (!kvtc__mul_size(g->n_sink, dim, &a) || !kvtc__mul_size(a, 2, &a) || !kvtc__add_size(off, a, &off))
+        return KVTC_ERR_OVERFLOW;
+    g->window = off;
+    if (!kvtc__mul_size(g->n_window, dim, &a) || !kvtc__mul_size(a, 2, &a) || !kvtc__add_size(off, a, &off))
+        return KVTC_ERR_OVERFLOW;
+    g->idx = off;
+    if (!kvtc__mul_size(g->m, row_bits, &nbits)) return KVTC_ERR_OVERFLOW;
+    g->idx_bytes = nbits / 8 + (nbits % 8 != 0);
+    if (!kvtc__add_size(off, g->idx_bytes, &off)) return KVTC_ERR_OVERFLOW;
+    g->bytes = off;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_params_resolved(const kvtc_tc_params *p, const kvtc_tc_calib *calib,
+                                             kvtc_tc_params *out) {
+    kvtc_tc_params r;
+    if (!p || !calib || !out) return KVTC_ERR_NULL;
+    if (calib->dim < 1 || calib->dim > KVTC_TC_MAX_DIM || calib->rank < 1 || calib->rank > calib->dim)
+        return KVTC_ERR_DIM;
+    r = *p;
+    if (r.max_bits == 0) r.max_bits = 8;
+    if (r.max_bits < 1 || r.max_bits > KVTC_TC_MAX_BITS) return KVTC_ERR_BITS;
+    if (r.budget_bits < 0) return KVTC_ERR_ARG;
+    if (r.budget_bits == 0) r.budget_bits = 2 * calib->dim;
+    if (r.quantizer == KVTC_TC_QUANT_DEFAULT) r.quantizer = KVTC_TC_QUANT_GAUSSIAN;
+    if ((int)r.quantizer < 0 || r.quantizer >= KVTC_TC_QUANT_COUNT) return KVTC_ERR_ARG;
+    if (r.n_sink == 0) r.n_sink = 4;
+    if (r.n_window == 0) r.n_window = 128;
+    if (r.n_sink < KVTC_TC_NONE || r.n_window < KVTC_TC_NONE) return KVTC_ERR_ARG;
+    *out = r;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_create(const kvtc_tc_params *p, const kvtc_tc_calib *calib, kvtc_tc **out) {
+    kvtc_tc_params r;
+    kvtc_tc *tc;
+    size_t rank, dim, ab, total, off_w, off_a, off_bt, off_s, a;
+    void *tmp;
+    uint8_t *w;
+    int i, b, na = 0, rb = 0;
+    double obj = 0.0;
+    kvtc_status st;
+    if (!out) return KVTC_ERR_NULL;
+    *out = NULL;
+    if ((st = kvtc_tc_params_resolved(p, calib, &r)) != KVTC_OK) return st;
+    rank = (size_t)calib->rank;
+    dim = (size_t)calib->dim;
+    if ((st = kvtc_bit_alloc_scratch_bytes(calib->rank, &ab)) != KVTC_OK) return st;
+    tmp = KVTC_MALLOC(ab + rank, r.alloc_user);
+    if (!tmp) return KVTC_ERR_NOMEM;
+    w = (uint8_t *)tmp + ab;
+    st = kvtc_bit_alloc(calib->eigenvalues, calib->rank, r.budget_bits, r.max_bits, w, rank, tmp, ab, &obj);
+    if (st != KVTC_OK) {
+        KVTC_FREE(tmp, r.alloc_user);
+        return st;
+    }
+    for (i = 0; i < calib->rank; ++i) {
+        na += w[i] > 0;
+        rb += w[i];
+    }
+    /* struct | basis_t (dim x na floats) | sigma (rank floats) | active (na int32) | widths (rank) */
+    total = kvtc__tc_up16(sizeof(kvtc_tc));
+    off_bt = total;
+    if (!kvtc__mul_size(dim, (size_t)na, &a) || !kvtc__mul_size(a, sizeof(float), &a) || !kvtc__add_size(total, a, &total)) {
+        KVTC_FREE(tmp, r.alloc_user);
+        return KVTC_ERR_OVERFLOW;
+    }
+    off_s = total;
+    total += rank * sizeof(float);
+    off_a = total;
+    total += (size_t)na * sizeof(int32_t);
+    off_w = total;
+    total += rank;
+    tc = (kvtc_tc *)KVTC_MALLOC(total, r.alloc_user);
+    if (!tc) {
+        KVTC_FREE(tmp, r.alloc_user);
+        return KVTC_ERR_NOMEM;
+    }
+    memset(tc, 0, sizeof(*tc));
+    tc->params = r;
+    tc->calib = calib;
+    tc->n_active = na;
+    tc->row_bits = rb;
+    tc->objective = obj;
+    tc->basis_t = (float *)((uint8_t *)tc + off_bt);
+    tc->sigma = (float *)((uint8_t *)tc + off_s);
+    tc->active = (int32_t *)((uint8_t *)tc + off_a);
+    tc->widths = (uint8_t *)tc + off_w;
+    memcpy(tc->widths, w, rank);
+    KVTC_FREE(tmp, r.alloc_user);
+    na = 0;
+    for (i = 0; i < calib->rank; ++i) {
+        tc->sigma[i] = (float)sqrt(calib->eigenvalues[i]);
+        if (tc->widths[i] > 0) tc->active[na++] = i;
+    }
+    for (a = 0; a < dim; ++a)
+        for (i = 0; i < na; ++i)
+            tc->basis_t[a * (size_t)na + (size_t)i] = calib->basis[(size_t)tc->active[i] * dim + a];
+    for (b = 1; b <= 8; ++b) { /* N(0, 1/64) codebooks times 8 (exact) = N(0, 1) */
+        int n = 1 << b, j;
+        st = kvtc_codebook_generate(KVTC_CODEBOOK_GAUSSIAN, 64, b, tc->centroids[b - 1], 256, tc->boundaries[b - 1],
+                                    255, &tc->codebook_mse[b - 1]);
+        if (st != KVTC_OK) {
+            KVTC_FREE(tc, r.alloc_user);
+            return st;
+        }
+        for (j = 0; j < n; ++j) tc->centroids[b - 1][j] *= 8.0f;
+        for (j = 0; j + 1 < n; ++j) tc->boundaries[b - 1][j] *= 8.0f;
+    }
+    *out = tc;
+    return KVTC_OK;
+}
+
+KVTC_DEF void kvtc_tc_destroy(kvtc_tc *tc) {
+    if (tc) KVTC_FREE(tc, tc->params.alloc_user);
+}
+
+static kvtc_status kvtc__tc_geom_n(const kvtc_tc *tc, size_t n, kvtc__tc_geom *g) {
+    if (n < 1 || n > 0xffffffffu) return KVTC_ERR_ARG;
+    return kvtc__tc_geom_of((size_t)tc->calib->dim, (size_t)tc->calib->rank, tc->params.quantizer, tc->widths,
+                            (size_t)tc->row_bits, n, kvtc__tc_count(tc->params.n_sink),
+                            kvtc__tc_count(tc->params.n_window), g);
+}
+
+KVTC_DEF kvtc_status kvtc_tc_chunk_bytes(const kvtc_tc *tc, size_t n_tokens, size_t *bytes) {
+    kvtc__tc_geom g;
+    kvtc_status st;
+    if (!tc || !bytes) return KVTC_ERR_NULL;
+    if ((st = kvtc__tc_geom_n(tc, n_tokens, &g)) != KVTC_OK) return st;
+    *bytes = g.bytes;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_ratio(const kvtc_tc *tc, size_t n_tokens, double *ratio) {
+    size_t bytes;
+    kvtc_status st;
+    if (!ratio) return KVTC_ERR_NULL;
+    if ((st = kvtc_tc_chunk_bytes(tc, n_tokens, &bytes)) != KVTC_OK) return st;
+    *ratio = (double)n_tokens * (double)tc->calib->dim * 2.0 / (double)bytes;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_scratch_bytes(const kvtc_tc *tc, size_t n_tokens, size_t *bytes) {
+    kvtc__tc_scratch s;
+    if (!tc || !bytes) return KVTC_ERR_NULL;
+    if (n_tokens < 1 || n_tokens > 0xffffffffu) return KVTC_ERR_ARG;
+    if (!kvtc__tc_scratch_layout(n_tokens, (size_t)tc->calib->rank, (size_t)tc->calib->dim, &s))
+        return KVTC_ERR_OVERFLOW;
+    *bytes = s.bytes;
+    return KVTC_OK;
+}
+
+/* C (m x N) = init + A (m x K) B (K x N), all row-major; row k of B starts
+ * at B + (bidx ? bidx[k] : k) * ldb; init: N floats, or NULL for 0. Each
+ * element is summed over k in increasing order (the floats of the plain
+ * triple loop), in blocks of 4 rows x 8 columns x 256 k that -O2 turns into
+ * SIMD (basic-block vectorisation). */
+static void kvtc__gemm(size_t m, size_t N, size_t K, const float *KVTC__RESTRICT A, size_t lda,
+                       const float *KVTC__RESTRICT B, size_t ldb, const int32_t *bidx, const float *init,
+                       float *KVTC__RESTRICT C, size_t ldc) {
+    size_t k0, n0, t, k, q;
+    for (k0 = 0; k0 < K || k0 == 0; k0 += 256) {
+        size_t k1 = K - k0 < 256 ? K : k0 + 256;
+        for (n0 = 0; n0 < N; n0 += 8) {
+            size_t w = N - n0 < 8 ? N - n0 : 8;
+            for (t = 0; t < m; t += 4) {
+                size_t rows = m - t < 4 ? m - t : 4;
+                const float *a0 = A + t * lda, *a1 = a0 + (rows > 1 ? lda : 0), *a2 = a0 + (rows > 2 ? 2 * lda : 0),
+                            *a3 = a0 + (rows > 3 ? 3 * lda : 0);
+                float *c0p = C + t * ldc + n0, *c1p = c0p + (rows > 1 ? ldc : 0), *c2p = c0p + (rows > 2 ? 2 * ldc : 0),
+                      *c3p = c0p + (rows > 3 ? 3 * ldc : 0);
+                float c0[8], c1[8], c2[8], c3[8];
+                for (q = 0; q < 8; ++q) {
+                    if (q >= w) c0[q] = c1[q] = c2[q] = c3[q] = 0.0f;
+                    else if (k0 == 0) c0[q] = c1[q] = c2[q] = c3[q] = init ? init[n0 + q] : 0.0f;
+                    else c0[q] = c0p[q], c1[q] = c1p[q], c2[q] = c2p[q], c3[q] = c3p[q];
+                }
+                if (w == 8) {
+                    for (k = k0; k < k1; ++k) {
+                        const float *b = B + (bidx ? (size_t)bidx[k] : k) * ldb + n0;
+                        float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                        for (q = 0; q < 8; ++q) {
+                            c0[q] += x0 * b[q];
+                            c1[q] += x1 * b[q];
+                            c2[q] += x2 * b[q];
+                            c3[q] += x3 * b[q];
+                        }
+                    }
+                } else {
+                    for (k = k0; k < k1; ++k) {
+                        const float *b = B + (bidx ? (size_t)bidx[k] : k) * ldb + n0;
+                        float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                        for (q = 0; q < w; ++q) {
+                            c0[q] += x0 * b[q];
+                            c1[q] += x1 * b[q];
+                            c2[q] += x2 * b[q];
+                            c3[q] += x3 * b[q];
+                        }
+                    }
+                }
+                for (q = 0; q < w; ++q) { /* rows beyond m alias row t: write those last-first so row t wins */
+                    c3p[q] = c3[q];
+                    c2p[q] = c2[q];
+                    c1p[q] = c1[q];
+                    c0p[q] = c0[q];
+                }
+            }
+        }
+        if (K == 0) break;
+    }
+}
+
+/* Stage: z (m x na) = (x - mu) V_active^T, via rows of basis_t. A token with
+ * NaN/Inf gets z = 0 and sets *nonfinite. xc: dim floats of work. */
+static void kvtc__tc_project(const kvtc_tc *tc, const float *KVTC__RESTRICT x, size_t m, float *KVTC__RESTRICT z,
+                             float *KVTC__RESTRICT xc, int *nonfinite) {
+    size_t d = (size_t)tc->calib->dim, na = (size_t)tc->n_active, t0, t, j;
+    const float *mu = tc->calib->mean;
+    for (t0 = 0; t0 < m; t0 += KVTC__TC_BLOCK) { /* centre a block of tokens, then one GEMM */
+        size_t nt = m - t0 < KVTC__TC_BLOCK ? m - t0 : KVTC__TC_BLOCK;
+        for (t = 0; t < nt; ++t) {
+            const float *xt = x + (t0 + t) * d;
+            float *ct = xc + t * d, chk = 0.0f;
+            for (j = 0; j < d; ++j) {
+                ct[j] = xt[j] - mu[j];
+                chk += xt[j] - xt[j]; /* 0 unless NaN or Inf */
+            }
+            if (chk != 0.0f) {
+                *nonfinite = 1;
+                memset(ct, 0, d * sizeof(float)); /* codes as z = 0 */
+            }
+        }
+        kvtc__gemm(nt, na, d, xc, d, tc->basis_t, na, NULL, NULL, z + t0 * na, na);
+    }
+}
+
+/* Stage: set up the components of the coder's own allocation; for UNIFORM
+ * ones fit lo/scale to the chunk's z and store them at params (record).
+ * Returns 1 if a scale overflowed fp32 (that component then decodes as 0). */
+static int kvtc__tc_fit(const kvtc_tc *tc, const float *z, size_t m, kvtc__tc_comp *comps, uint8_t *params) {
+    size_t na = (size_t)tc->n_active, k, t;
+    int range = 0;
+    for (k = 0; k < na; ++k) {
+        kvtc__tc_comp *c = comps + k;
+        int b = tc->widths[tc->active[k]];
+        c->width = b;
+        c->qmax = (float)((1u << b) - 1u);
+        if (tc->params.quantizer == KVTC_TC_QUANT_GAUSSIAN && b <= 8) {
+            c->scale = tc->sigma[tc->active[k]];
+            c->inv = c->scale > 0.0f ? 1.0f / c->scale : 0.0f;
+            c->lo = 0.0f;
+            c->centroids = tc->centroids[b - 1];
+            c->boundaries = tc->boundaries[b - 1];
+        } else {
+            float lo = m ? z[k] : 0.0f, hi = lo;
+            double sc;
+            for (t = 1; t < m; ++t) {
+                float v = z[t * na + k];
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
+            sc = ((double)hi - (double)lo) / (double)c->qmax;
+            if (!(sc <= 3.4028234663852886e38)) {
+                lo = 0.0f;
+                sc = 0.0;
+                range = 1;
+            }
+            c->lo = lo;
+            c->scale = (float)sc;
+            c->inv = c->scale > 0.0f ? 1.0f / c->scale : 0.0f;
+            c->centroids = NULL;
+            c->boundaries = NULL;
+            kvtc__put_f32(params, c->lo);
+            kvtc__put_f32(params + 4, c->scale);
+            params += 8;
+        }
+    }
+    return range;
+}
+
+/* Stage: idx (m x na) from z. */
+static void kvtc__tc_quantize(const kvtc__tc_comp *comps, size_t na, const float *KVTC__RESTRICT z, size_t m,
+                              uint16_t *KVTC__RESTRICT idx) {
+    size_t t, k;
+    for (t = 0; t < m; ++t) {
+        const float *zt = z + t * na;
+        uint16_t *it = idx + t * na;
+        for (k = 0; k < na; ++k) {
+            const kvtc__tc_comp *c = comps + k;
+            if (c->centroids) {
+                it[k] = (uint16_t)kvtc__quantize(c->boundaries, c->width, zt[k] * c->inv);
+            } else {
+                float q = floorf((zt[k] - c->lo) * c->inv + 0.5f);
+                if (!(q > 0.0f)) q = 0.0f;
+                if (q > c->qmax) q = c->qmax;
+                it[k] = (uint16_t)q;
+            }
+        }
+    }
+}
+
+/* Stage: z (m x na) from idx. */
+static void kvtc__tc_dequantize(const kvtc__tc_comp *comps, size_t na, const uint16_t *KVTC__RESTRICT idx, size_t m,
+                                float *KVTC__RESTRICT z) {
+    size_t t, k;
+    for (t = 0; t < m; ++t) {
+        const uint16_t *it = idx + t * na;
+        float *zt = z + t * na;
+        for (k = 0; k < na; ++k) {
+            const kvtc__tc_comp *c = comps + k;
+            zt[k] = c->centroids ? c->scale * c->centroids[it[k]] : c->lo + (float)it[k] * c->scale;
+        }
+    }
+}
+
+/* Stage: x (m x dim) = mu + z V_active, z m x na; active: na component indices. */
+static void kvtc__tc_reconstruct(const kvtc_tc_calib *cal, const int32_t *active, size_t na,
+                                 const float *KVTC__RESTRICT z, size_t m, float *KVTC__RESTRICT x) {
+    size_t d = (size_t)cal->dim;
+    kvtc__gemm(m, d, na, z, na, cal->basis, d, active, cal->mean, x, d);
+}
+
+/* fp16 rows of the uncompressed tokens; returns the worst status. */
+static kvtc_status kvtc__tc_put_f16_rows(const float *x, size_t n, size_t d, uint8_t *out) {
+    kvtc_status worst = KVTC_OK;
+    size_t t, j;
+    for (t = 0; t < n; ++t) {
+        const float *xt = x + t * d;
+        uint8_t *o = out + t * d * 2;
+        kvtc_status st = KVTC_OK;
+        for (j = 0; j < d; ++j) {
+            uint16_t h = kvtc_f32_to_f16(xt[j]);
+            if (!isfinite(xt[j])) st = KVTC_ERR_NONFINITE;
+            else if ((h & 0x7c00u) == 0x7c00u && st == KVTC_OK) st = KVTC_ERR_RANGE;
+            kvtc__put_u16(o + 2 * j, h);
+        }
+        if (st != KVTC_OK) {
+            memset(o, 0, d * 2);
+            if (worst != KVTC_ERR_NONFINITE) worst = st;
+        }
+    }
+    return worst;
+}
+
+static uint64_t kvtc__tc_checksum(const uint8_t *rec, size_t bytes) {
+    static const uint8_t zero8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint64_t h = kvtc_fnv1a64(rec, 48, KVTC_FNV1A64_INIT);
+    h = kvtc_fnv1a64(zero8, 8, h);
+    return kvtc_fnv1a64(rec + 56, bytes - 56, h);
+}
+
+KVTC_DEF kvtc_status kvtc_tc_encode(const kvtc_tc *tc, const float *x, size_t n_tokens, void *out, size_t out_bytes,
+                                    void *scratch, size_t scratch_bytes) {
+    kvtc__tc_geom g;
+    kvtc__tc_scratch sl;
+    kvtc_status st, worst = KVTC_OK;
+    uint8_t *o = (uint8_t *)out, *sb = (uint8_t *)scratch, *wact;
+    kvtc__tc_comp *comps;
+    float *z;
+    uint16_t *idx;
+    size_t d, na, k;
+    int nonfinite = 0;
+    if (!tc || !x || !out || !scratch) return KVTC_ERR_NULL;
+    if ((st = kvtc__tc_geom_n(tc, n_tokens, &g)) != KVTC_OK) return st;
+    if (!kvtc__mul_size(n_tokens, (size_t)tc->calib->dim, &d)) return KVTC_ERR_OVERFLOW;
+    d = (size_t)tc->calib->dim;
+    na = (size_t)tc->n_active;
+    if (!kvtc__tc_scratch_layout(g.m, na, d, &sl)) return KVTC_ERR_OVERFLOW;
+    if (out_bytes < g.bytes || scratch_bytes < sl.bytes) return KVTC_ERR_SMALL;
+    if ((uintptr_t)scratch % 16 != 0) return KVTC_ERR_ARG;
+    comps = (kvtc__tc_comp *)(sb + sl.comps);
+    z = (float *)(sb + sl.z);
+    idx = (uint16_t *)(sb + sl.idx);
+    wact = sb + sl.wact;
+    memset(o, 0, KVTC_TC_CHUNK_HEADER_BYTES);
+    o[0] = 'K';
+    o[1] = 'T';
+    o[2] = 'C';
+    o[3] = 'R';
+    kvtc__put_u16(o + 4, KVTC_TC_FORMAT_VERSION);
+    o[6] = (uint8_t)tc->params.quantizer;
+    kvtc__tc_put_u32(o + 8, (uint32_t)d);
+    kvtc__tc_put_u32(o + 12, (uint32_t)tc->calib->rank);
+    kvtc__tc_put_u32(o + 16, (uint32_t)n_tokens);
+    kvtc__tc_put_u32(o + 20, (uint32_t)g.n_sink);
+    kvtc__tc_put_u32(o + 24, (uint32_t)g.n_window);
+    kvtc__tc_put_u32(o + 28, (uint32_t)tc->row_bits);
+    kvtc__tc_put_u64(o + 32, tc->calib->id);
+    kvtc__tc_put_u64(o + 40, (uint64_t)g.bytes);
+    memcpy(o + g.widths, tc->widths, (size_t)tc->calib->rank);
+    st = kvtc__tc_put_f16_rows(x, g.n_sink, d, o + g.sink);
+    if (st != KVTC_OK) worst = st;
+    st = kvtc__tc_put_f16_rows(x + (n_tokens - g.n_window) * d, g.n_window, d, o + g.window);
+    if (st != KVTC_OK && worst != KVTC_ERR_NONFINITE) worst = st;
+    if (g.m > 0 && na > 0) {
+        kvtc__tc_project(tc, x + g.n_sink * d, g.m, z, (float *)(sb + sl.xc), &nonfinite);
+        if (kvtc__tc_fit(tc, z, g.m, comps, o + g.params) && worst == KVTC_OK) worst = KVTC_ERR_RANGE;
+        kvtc__tc_quantize(comps, na, z, g.m, idx);
+        for (k = 0; k < na; ++k) wact[k] = (uint8_t)comps[k].width;
+        kvtc__pack_var_u16(idx, g.m, wact, na, o + g.idx);
+    } else if (g.m > 0) {
+        size_t t, j;
+        for (t = 0; t < g.m; ++t) /* nothing coded, still report bad input */
+            for (j = 0; j < d; ++j)
+                if (!isfinite(x[(g.n_sink + t) * d + j])) nonfinite = 1;
+    }
+    if (nonfinite) worst = KVTC_ERR_NONFINITE;
+    kvtc__tc_put_u64(o + 48, kvtc__tc_checksum(o, g.bytes));
+    return worst;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_chunk_info(const void *in, size_t in_bytes, kvtc_tc_chunk_header *out) {
+    const uint8_t *b = (const uint8_t *)in;
+    kvtc_tc_chunk_header h;
+    if (!in || !out) return KVTC_ERR_NULL;
+    if (in_bytes < KVTC_TC_CHUNK_HEADER_BYTES) return KVTC_ERR_CORRUPT;
+    if (b[0] != 'K' || b[1] != 'T' || b[2] != 'C' || b[3] != 'R') return KVTC_ERR_CORRUPT;
+    memcpy(h.magic, b, 4);
+    h.version = kvtc__get_u16(b + 4);
+    if (h.version != KVTC_TC_FORMAT_VERSION) return KVTC_ERR_VERSION;
+    h.quantizer = b[6];
+    h.flags = b[7];
+    h.dim = kvtc__tc_get_u32(b + 8);
+    h.rank = kvtc__tc_get_u32(b + 12);
+    h.n_tokens = kvtc__tc_get_u32(b + 16);
+    h.n_sink = kvtc__tc_get_u32(b + 20);
+    h.n_window = kvtc__tc_get_u32(b + 24);
+    h.row_bits = kvtc__tc_get_u32(b + 28);
+    h.calib_id = kvtc__tc_get_u64(b + 32);
+    h.record_bytes = kvtc__tc_get_u64(b + 40);
+    h.checksum = kvtc__tc_get_u64(b + 48);
+    h.reserved = kvtc__tc_get_u64(b + 56);
+    if ((h.quantizer != KVTC_TC_QUANT_UNIFORM && h.quantizer != KVTC_TC_QUANT_GAUSSIAN) || h.flags != 0 ||
+        h.reserved != 0)
+        return KVTC_ERR_CORRUPT;
+    if (h.dim < 1 || h.dim > KVTC_TC_MAX_DIM || h.rank < 1 || h.rank > h.dim || h.n_tokens < 1) return KVTC_ERR_CORRUPT;
+    if ((uint64_t)h.n_sink + h.n_window > h.n_tokens || (uint64_t)h.row_bits > 16u * (uint64_t)h.rank)
+        return KVTC_ERR_CORRUPT;
+    if (h.record_bytes < (uint64_t)KVTC_TC_CHUNK_HEADER_BYTES + h.rank || h.record_bytes > (uint64_t)in_bytes)
+        return KVTC_ERR_CORRUPT;
+    *out = h;
+    return KVTC_OK;
+}
+
+KVTC_DEF kvtc_status kvtc_tc_decode(const kvtc_tc *tc, const void *in, size_t in_bytes, float *x, size_t x_count,
+                                    void *scratch, size_t scratch_bytes) {
+    const uint8_t *b = (const uint8_t *)in, *widths, *params;
+    const kvtc_tc_calib *cal;
+    kvtc_tc_chunk_header h;
+    kvtc__tc_geom g;
+    kvtc__tc_scratch sl;
+    kvtc__tc_comp *comps;
+    int32_t *active;
+    uint8_t *sb = (uint8_t *)scratch, *wact;
+    size_t d, rank, rb, na = 0, need, i, t;
+    kvtc_status st;
+    if (!tc || !in || !x || !scratch) return KVTC_ERR_NULL;
+    if ((st = kvtc_tc_chunk_info(in, in_bytes, &h)) != KVTC_OK) return st;
+    cal = tc->calib;
+    if (h.calib_id != cal->id) return KVTC_ERR_MISMATCH;
+    if (h.dim != (uint32_t)cal->dim || h.rank != (uint32_t)cal->rank) return KVTC_ERR_CORRUPT;
+    d = h.dim;
+    rank = h.rank;
+    widths = b + KVTC_TC_CHUNK_HEADER_BYTES; /* record_bytes >= 64 + rank, checked */
+    if ((st = kvtc__row_bits(widths, rank, &rb)) != KVTC_OK) return KVTC_ERR_CORRUPT;
+    if (rb != h.row_bits) return KVTC_ERR_CORRUPT;
+    for (i = 0; i < rank; ++i) na += widths[i] > 0;
+    if (kvtc__tc_geom_of(d, rank, h.quantizer, widths, rb, h.n_tokens, h.n_sink, h.n_window, &g) != KVTC_OK ||
+        g.bytes != h.record_bytes || g.n_sink != h.n_sink || g.n_window != h.n_window)
+        return KVTC_ERR_CORRUPT;
+    if (kvtc__tc_checksum(b, g.bytes) != h.checksum) return KVTC_ERR_CORRUPT;
+    if (!kvtc__mul_size((size_t)h.n_tokens, d, &need)) return KVTC_ERR_OVERFLOW;
+    if (x_count < need) return KVTC_ERR_SMALL;
+    if (!kvtc__tc_scratch_layout(g.m, na, d, &sl)) return KVTC_ERR_OVERFLOW;
+    if (scratch_bytes < sl.bytes) return KVTC_ERR_SMALL;
+    if ((uintptr_t)scratch % 16 != 0) return KVTC_ERR_ARG;
+    comps = (kvtc__tc_comp *)(sb + sl.comps);
+    active = (int32_t *)(sb + sl.active);
+    wact = sb + sl.wact;
+    for (i = 0; i < g.n_sink * d; ++i) x[i] = kvtc_f16_to_f32(kvtc__get_u16(b + g.sink + 2 * i));
+    for (i = 0; i < g.n_window * d; ++i)
+        x[((size_t)h.n_tokens - g.n_window) * d + i] = kvtc_f16_to_f32(kvtc__get_u16(b + g.window + 2 * i));
+    if (g.m == 0) return KVTC_OK;
+    params = b + g.params;
+    na = 0;
+    for (i = 0; i < rank; ++i) {
+        int w = widths[i];
+        kvtc__tc_comp *c;
+        if (w == 0) continue;
+        c = comps + na;
+        active[na] = (int32_t)i;
+        wact[na++] = (uint8_t)w;
+        c->width = w;
+        c->qmax = (float)((1u << w) - 1u);
+        if (h.quantizer == KVTC_TC_QUANT_GAUSSIAN && w <= 8) {
+            c->scale = tc->sigma[i];
+            c->lo = 0.0f;
+            c->inv = 0.0f;
+            c->centroids = tc->centroids[w - 1];
+            c->boundaries = tc->boundaries[w - 1];
+        } else {
+            c->lo = kvtc__get_f32(params);
+            c->scale = kvtc__get_f32(params + 4);
+            c->inv = 0.0f;
+            c->centroids = NULL;
+            c->boundaries = NULL;
+            params += 8;
+        }
+    }
+    {
+        float *z = (float *)(sb + sl.z), *xm = x + g.n_sink * d;
+        uint16_t *idx = (uint16_t *)(sb + sl.idx);
+        if (na == 0) {
+            for (t = 0; t < g.m; ++t) memcpy(xm + t * d, cal->mean, d * sizeof(float));
+            return KVTC_OK;
+        }
+        kvtc__unpack_var_u16(b + g.idx, g.m, wact, na, g.idx_bytes, idx);
+        kvtc__tc_dequantize(comps, na, idx, g.m, z);
+        kvtc__tc_reconstruct(cal, active, na, z, g.m, xm);
     }
     return KVTC_OK;
 }

@@ -845,12 +845,9 @@ struct kvtc__attn_args {
     float scale_log2; /* softmax scale * log2(e): scores live in log2 units */
 };
 
-/* b-bit field j of a record read as little-endian 32-bit words (b <= 8). */
-static __device__ __forceinline__ unsigned kvtc__field(const unsigned *w, int nwords, int j, int b) {
-    int bit = j * b, wi = bit >> 5, sh = bit & 31;
-    unsigned lo = w[wi] >> sh;
-    if (sh + b > 32 && wi + 1 < nwords) lo |= w[wi + 1] << (32 - sh);
-    return lo & ((1u << b) - 1u);
+static __device__ __forceinline__ void kvtc__cp_async4(void *smem_dst, const void *gmem_src) {
+    unsigned d = (unsigned)__cvta_generic_to_shared(smem_dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(gmem_src));
 }
 
 static __device__ __forceinline__ float kvtc__warp_max(float v) {
@@ -892,7 +889,7 @@ static __device__ void kvtc__rotate_row(const kvtc__dc &c, const float *src_f, c
  * Scores: lane = token (32 tokens per warp step), values: lane = EPL output dims.
  * bytes per token and KV head: K codes + norm, V codes + norm/scales; bound: HBM / issue */
 template <int EPL>
-__global__ void __launch_bounds__(128) kvtc__k_attn(const kvtc__attn_args a) {
+__global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) {
     extern __shared__ float smem[];
     const int D = EPL * 32, G = a.gqa, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int h = blockIdx.x, b = blockIdx.y, split = blockIdx.z, d = a.k.d;
@@ -901,8 +898,9 @@ __global__ void __launch_bounds__(128) kvtc__k_attn(const kvtc__attn_args a) {
     float *s_ktab = s_sq + KVTC__ATTN_GMAX * KVTC__ATTN_MMAX; /* key centroids */
     float *s_vtab = s_ktab + 256;                        /* value centroids */
     float *s_buf = s_vtab + 256;                         /* [4][D] rotation scratch */
-    float *s_acc = s_buf + 4 * D;                        /* [4][GMAX][D] per-warp accumulators */
-    float *s_ml = s_acc + 4 * KVTC__ATTN_GMAX * D;       /* [4][GMAX][2] per-warp max, sum */
+    float *s_ml = s_buf + 4 * D;                         /* [4][GMAX][2] per-warp max, sum */
+    float *s_acc = s_ml + 4 * KVTC__ATTN_GMAX * 2;       /* [4][GMAX][D] per-warp accumulators after the
+                                                            loop; per-warp staging rows during it */
     for (int i = threadIdx.x; i < 256; i += 128) {
         if (a.k.method != KVTC_METHOD_AFFINE && i < (1 << a.k.mse_bits)) s_ktab[i] = a.k.cent[i];
         if (a.v.method != KVTC_METHOD_AFFINE && i < (1 << a.v.mse_bits)) s_vtab[i] = a.v.cent[i];
@@ -928,7 +926,11 @@ __global__ void __launch_bounds__(128) kvtc__k_attn(const kvtc__attn_args a) {
     const int t_begin = split * a.blocks_per_split * a.block_size;
     const int t_end = min(len, t_begin + a.blocks_per_split * a.block_size);
     const int *bt = a.block_table + (long long)b * a.max_blocks;
-    const int kw = (int)(a.k.code_bytes >> 2), vw = (int)(a.v.code_bytes >> 2);
+    const int kw = (int)(a.k.code_bytes >> 2), vw = (int)(a.v.code_bytes >> 2), vsw = (int)(a.v.scale_bytes >> 2);
+    const int kst = kw | 1, vst = vw | 1, vsst = vsw | 1; /* odd row strides: lane-per-row reads are conflict-free */
+    unsigned *s_stage = (unsigned *)s_acc + warp * 32 * (kst + vst + vsst + KVTC__ATTN_GMAX);
+    unsigned *s_krow = s_stage + lane * kst, *s_vrows = s_stage + 32 * kst, *s_vscs = s_vrows + 32 * vst;
+    float *s_w = (float *)(s_vscs + 32 * vsst); /* [32 tokens][GMAX]: p times the value norm */
     const float qjl_c = 1.2533141373155003f / (float)(a.k.m > 0 ? a.k.m : 1); /* sqrt(pi/2) / m */
     float m_run[KVTC__ATTN_GMAX], l_run[KVTC__ATTN_GMAX], acc[KVTC__ATTN_GMAX][EPL];
 #pragma unroll
@@ -938,120 +940,132 @@ __global__ void __launch_bounds__(128) kvtc__k_attn(const kvtc__attn_args a) {
         for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
     }
     for (int t0 = t_begin + warp * 32; t0 < t_end; t0 += 128) {
-        /* ---- scores: this lane's token */
-        const int t = t0 + lane;
-        const unsigned char *vpage = nullptr;
-        int slot = 0;
-        float s[KVTC__ATTN_GMAX];
+        /* ---- stage this lane's token: K and V codes (and affine scales) by cp.async */
+        const int t = t0 + lane, slot = t % a.block_size;
         bool valid = t < t_end;
+        const unsigned char *kpage = nullptr, *vpage = nullptr;
         if (valid) {
-            int blk = bt[t / a.block_size];
+            const int blk = bt[t / a.block_size];
             valid = blk >= 0 && blk < a.n_blocks; /* a bad table entry masks the token */
-            slot = t % a.block_size;
-            if (valid) vpage = a.vcache + ((long long)blk * a.n_kv + h) * a.v.page_bytes;
             if (valid) {
-                const unsigned char *kpage = a.kcache + ((long long)blk * a.n_kv + h) * a.k.page_bytes;
-                const unsigned *kw32 = (const unsigned *)(kpage + a.k.off_codes + slot * a.k.code_bytes);
-                float dot[KVTC__ATTN_GMAX];
-#pragma unroll
-                for (int g = 0; g < KVTC__ATTN_GMAX; ++g) dot[g] = 0.0f;
-                unsigned long long win = 0;
-                int have = 0, wi = 0;
-                const int kb = a.k.mse_bits;
-                for (int j = 0; j < d; ++j) {
-                    if (have < kb) {
-                        win |= (unsigned long long)__ldg(kw32 + wi++) << have;
-                        have += 32;
-                    }
-                    const float cv = s_ktab[win & ((1u << kb) - 1u)];
-                    win >>= kb;
-                    have -= kb;
-#pragma unroll
-                    for (int g = 0; g < KVTC__ATTN_GMAX; ++g)
-                        if (g < G) dot[g] = fmaf(s_q[g * D + j], cv, dot[g]);
-                }
-                const float nk = kvtc__get_norm(kpage + a.k.off_scales + slot * a.k.scale_bytes, a.k.norm32);
-#pragma unroll
-                for (int g = 0; g < KVTC__ATTN_GMAX; ++g) dot[g] *= nk;
-                if (a.k.method == KVTC_METHOD_TQ_PROD) {
-                    const unsigned char *sg = kpage + a.k.off_qjl + slot * a.k.qjl_bytes;
-                    const float rn = kvtc__get_norm(kpage + a.k.off_rnorms + slot * a.k.rnorm_bytes, a.k.norm32) * qjl_c;
-                    float qd[KVTC__ATTN_GMAX];
-#pragma unroll
-                    for (int g = 0; g < KVTC__ATTN_GMAX; ++g) qd[g] = 0.0f;
-                    for (int k = 0; k < a.k.m; ++k) {
-                        const bool pos = (sg[k >> 3] >> (k & 7)) & 1u;
-#pragma unroll
-                        for (int g = 0; g < KVTC__ATTN_GMAX; ++g)
-                            if (g < G) qd[g] += pos ? s_sq[g * KVTC__ATTN_MMAX + k] : -s_sq[g * KVTC__ATTN_MMAX + k];
-                    }
-#pragma unroll
-                    for (int g = 0; g < KVTC__ATTN_GMAX; ++g) dot[g] = fmaf(rn, qd[g], dot[g]);
-                }
-                (void)kw;
-#pragma unroll
-                for (int g = 0; g < KVTC__ATTN_GMAX; ++g) s[g] = dot[g];
+                kpage = a.kcache + ((long long)blk * a.n_kv + h) * a.k.page_bytes;
+                vpage = a.vcache + ((long long)blk * a.n_kv + h) * a.v.page_bytes;
+                const unsigned *ksrc = (const unsigned *)(kpage + a.k.off_codes + slot * a.k.code_bytes);
+                const unsigned *vsrc = (const unsigned *)(vpage + a.v.off_codes + slot * a.v.code_bytes);
+                const unsigned *ssrc = (const unsigned *)(vpage + a.v.off_scales + slot * a.v.scale_bytes);
+                for (int w = 0; w < kw; ++w) kvtc__cp_async4(s_krow + w, ksrc + w);
+                for (int w = 0; w < vw; ++w) kvtc__cp_async4(s_vrows + lane * vst + w, vsrc + w);
+                if (a.v.method == KVTC_METHOD_AFFINE)
+                    for (int w = 0; w < vsw; ++w) kvtc__cp_async4(s_vscs + lane * vsst + w, ssrc + w);
             }
         }
-        /* ---- online softmax over this warp's 32 tokens (log2 domain) */
-        float p[KVTC__ATTN_GMAX];
+        asm volatile("cp.async.commit_group;\n" ::);
+        float nk = 0.0f, nv = 1.0f;
+        if (valid) {
+            nk = kvtc__get_norm(kpage + a.k.off_scales + slot * a.k.scale_bytes, a.k.norm32);
+            if (a.v.method != KVTC_METHOD_AFFINE) nv = kvtc__get_norm(vpage + a.v.off_scales + slot * a.v.scale_bytes, a.v.norm32);
+        }
+        asm volatile("cp.async.wait_group 0;\n" ::);
+        __syncwarp();
+        /* ---- scores: lane = token, codes from this lane's staged row */
+        float s[KVTC__ATTN_GMAX];
+#pragma unroll
+        for (int g = 0; g < KVTC__ATTN_GMAX; ++g) s[g] = 0.0f;
+        if (valid) {
+            unsigned long long win = 0;
+            int have = 0, wi = 0;
+            const int kb = a.k.mse_bits;
+            const unsigned mask = (1u << kb) - 1u;
+            for (int j = 0; j < d; j += 4) {
+                float cv[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    if (have < kb) {
+                        win |= (unsigned long long)s_krow[wi++] << have;
+                        have += 32;
+                    }
+                    cv[e] = s_ktab[(unsigned)win & mask];
+                    win >>= kb;
+                    have -= kb;
+                }
+#pragma unroll
+                for (int g = 0; g < KVTC__ATTN_GMAX; ++g)
+                    if (g < G) {
+                        const float4 q4 = *(const float4 *)(s_q + g * D + j);
+                        s[g] = fmaf(q4.w, cv[3], fmaf(q4.z, cv[2], fmaf(q4.y, cv[1], fmaf(q4.x, cv[0], s[g]))));
+                    }
+            }
+#pragma unroll
+            for (int g = 0; g < KVTC__ATTN_GMAX; ++g) s[g] *= nk;
+            if (a.k.method == KVTC_METHOD_TQ_PROD) {
+                const unsigned char *sg = kpage + a.k.off_qjl + slot * a.k.qjl_bytes;
+                const float rn = kvtc__get_norm(kpage + a.k.off_rnorms + slot * a.k.rnorm_bytes, a.k.norm32) * qjl_c;
+                float qd[KVTC__ATTN_GMAX];
+#pragma unroll
+                for (int g = 0; g < KVTC__ATTN_GMAX; ++g) qd[g] = 0.0f;
+                for (int k = 0; k < a.k.m; ++k) {
+                    const bool pos = (sg[k >> 3] >> (k & 7)) & 1u;
+#pragma unroll
+                    for (int g = 0; g < KVTC__ATTN_GMAX; ++g)
+                        if (g < G) qd[g] += pos ? s_sq[g * KVTC__ATTN_MMAX + k] : -s_sq[g * KVTC__ATTN_MMAX + k];
+                }
+#pragma unroll
+                for (int g = 0; g < KVTC__ATTN_GMAX; ++g) s[g] = fmaf(rn, qd[g], s[g]);
+            }
+        }
+        /* ---- online softmax over this warp's 32 tokens (log2 domain); p * value norm to shared */
 #pragma unroll
         for (int g = 0; g < KVTC__ATTN_GMAX; ++g) {
             if (g >= G) break;
             const float sg = valid ? s[g] : -INFINITY;
             const float mx = kvtc__warp_max(sg), m_new = fmaxf(m_run[g], mx);
             const float corr = m_new == -INFINITY ? 1.0f : exp2f(m_run[g] - m_new);
-            p[g] = valid ? exp2f(sg - m_new) : 0.0f;
-            l_run[g] = l_run[g] * corr + kvtc__warp_sumf(p[g]);
+            const float p = valid ? exp2f(sg - m_new) : 0.0f;
+            l_run[g] = l_run[g] * corr + kvtc__warp_sumf(p);
             m_run[g] = m_new;
+            s_w[lane * KVTC__ATTN_GMAX + g] = p * nv;
 #pragma unroll
             for (int e = 0; e < EPL; ++e) acc[g][e] *= corr;
         }
-        /* ---- values: lane = dims [lane*EPL, lane*EPL + EPL), token by token */
-        float wv = 0.0f; /* this lane's token: p * value norm (TQ) */
-        const unsigned *vw32 = nullptr;
-        const unsigned char *vsc = nullptr;
-        if (valid) {
-            vw32 = (const unsigned *)(vpage + a.v.off_codes + slot * a.v.code_bytes);
-            vsc = vpage + a.v.off_scales + slot * a.v.scale_bytes;
-            if (a.v.method != KVTC_METHOD_AFFINE) wv = kvtc__get_norm(vsc, a.v.norm32);
-        }
-        const int n_here = min(32, t_end - t0);
+        __syncwarp();
+        /* ---- values: lane = dims [lane*EPL, lane*EPL + EPL), token by token from the staged rows */
+        const int n_here = min(32, t_end - t0), vb = a.v.method == KVTC_METHOD_AFFINE ? a.v.bits : a.v.mse_bits;
+        const int bit0 = lane * EPL * vb, wi0 = bit0 >> 5, sh0 = bit0 & 31;
+        const bool in_range = lane * EPL < d;
+        const unsigned vmask = (1u << vb) - 1u;
         for (int u = 0; u < n_here; ++u) {
-            const unsigned *tw = (const unsigned *)__shfl_sync(KVTC__FULL, (unsigned long long)vw32, u);
-            if (!__shfl_sync(KVTC__FULL, (int)(tw != nullptr), u) || tw == nullptr) continue;
-            const float nv = __shfl_sync(KVTC__FULL, wv, u);
-            float pu[KVTC__ATTN_GMAX];
-#pragma unroll
-            for (int g = 0; g < KVTC__ATTN_GMAX; ++g) pu[g] = g < G ? __shfl_sync(KVTC__FULL, p[g], u) : 0.0f;
+            const unsigned *row = s_vrows + u * vst;
+            unsigned long long win = 0;
+            if (in_range) {
+                win = (unsigned long long)row[wi0] >> sh0;
+                if (sh0 + EPL * vb > 32 && wi0 + 1 < vw) win |= (unsigned long long)row[wi0 + 1] << (32 - sh0);
+                if (sh0 + EPL * vb > 64 && wi0 + 2 < vw) win |= (unsigned long long)row[wi0 + 2] << (64 - sh0);
+            }
             float val[EPL];
-            if (a.v.method == KVTC_METHOD_AFFINE) {
-                const unsigned char *tsc = (const unsigned char *)__shfl_sync(KVTC__FULL, (unsigned long long)vsc, u);
+            if (a.v.method == KVTC_METHOD_AFFINE) { /* a lane's dims may straddle two groups */
 #pragma unroll
                 for (int e = 0; e < EPL; ++e) {
                     const int i = lane * EPL + e;
-                    if (i < d) {
-                        const unsigned w = *(const unsigned *)(tsc + 4 * (i / a.v.gs));
-                        const float sc = __half2float(__ushort_as_half((unsigned short)(w & 0xffffu)));
-                        const float mn = __half2float(__ushort_as_half((unsigned short)(w >> 16)));
-                        val[e] = mn + (float)kvtc__field(tw, vw, i, a.v.bits) * sc;
-                    } else val[e] = 0.0f;
+                    const unsigned sw = s_vscs[u * vsst + (i < d ? i / a.v.gs : 0)];
+                    const float sc = __half2float(__ushort_as_half((unsigned short)(sw & 0xffffu)));
+                    const float mn = __half2float(__ushort_as_half((unsigned short)(sw >> 16)));
+                    val[e] = mn + (float)((unsigned)(win >> (e * vb)) & vmask) * sc;
                 }
             } else {
 #pragma unroll
-                for (int e = 0; e < EPL; ++e) {
-                    const int i = lane * EPL + e;
-                    val[e] = i < d ? nv * s_vtab[kvtc__field(tw, vw, i, a.v.mse_bits)] : 0.0f;
-                }
+                for (int e = 0; e < EPL; ++e) val[e] = s_vtab[(unsigned)(win >> (e * vb)) & vmask];
             }
 #pragma unroll
             for (int g = 0; g < KVTC__ATTN_GMAX; ++g)
                 if (g < G) {
+                    const float w = s_w[u * KVTC__ATTN_GMAX + g];
 #pragma unroll
-                    for (int e = 0; e < EPL; ++e) acc[g][e] = fmaf(pu[g], val[e], acc[g][e]);
+                    for (int e = 0; e < EPL; ++e) acc[g][e] = fmaf(w, val[e], acc[g][e]);
                 }
         }
+        __syncwarp();
     }
+    __syncthreads(); /* the staging area becomes the merge area below */
     /* ---- merge the 4 warps in a fixed order */
 #pragma unroll
     for (int g = 0; g < KVTC__ATTN_GMAX; ++g) {
@@ -1139,10 +1153,14 @@ static int kvtc__attn_epl(int d) {
     return 0;
 }
 
-static size_t kvtc__attn_smem(int epl) {
-    size_t D = (size_t)epl * 32;
-    return sizeof(float) * (KVTC__ATTN_GMAX * D + KVTC__ATTN_GMAX * KVTC__ATTN_MMAX + 512 + 4 * D +
-                            4 * KVTC__ATTN_GMAX * D + 4 * KVTC__ATTN_GMAX * 2);
+/* Dynamic shared memory of kvtc__k_attn: queries, S q', tables, rotation
+ * scratch, per-warp max/sum, then a region used first for the per-warp
+ * staging rows and then for the per-warp accumulators. */
+static size_t kvtc__attn_smem(int epl, const kvtc_codec *k, const kvtc_codec *v) {
+    size_t D = (size_t)epl * 32, kst = (k->code_bytes / 4) | 1, vst = (v->code_bytes / 4) | 1, vsst = (v->scale_bytes / 4) | 1;
+    size_t stage = 4 * 32 * (kst + vst + vsst + KVTC__ATTN_GMAX), accs = 4 * KVTC__ATTN_GMAX * D;
+    return sizeof(float) * (KVTC__ATTN_GMAX * D + KVTC__ATTN_GMAX * KVTC__ATTN_MMAX + 512 + 4 * D + 4 * KVTC__ATTN_GMAX * 2 +
+                            (stage > accs ? stage : accs));
 }
 
 KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc, int gqa) {
@@ -1154,7 +1172,8 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const k
     if (k->method == KVTC_METHOD_AFFINE || (k->method == KVTC_METHOD_TQ_PROD && k->qjl_dim > KVTC__ATTN_MMAX))
         return KVTC_ERR_UNSUPPORTED;
     if (v->method == KVTC_METHOD_TQ_PROD) return KVTC_ERR_UNSUPPORTED;
-    if (v->method == KVTC_METHOD_AFFINE && kvtc__attn_epl(k->head_dim) > v->group_size) return KVTC_ERR_UNSUPPORTED;
+    if (kvtc__attn_epl(k->head_dim) * vc->meta.mse_bits > 64) return KVTC_ERR_UNSUPPORTED; /* value window */
+    if (kvtc__attn_smem(kvtc__attn_epl(k->head_dim), &kc->meta, &vc->meta) > 200 * 1024) return KVTC_ERR_UNSUPPORTED;
     if (kc->meta.code_bytes % 4 || vc->meta.code_bytes % 4) return KVTC_ERR_UNSUPPORTED; /* 32-bit code words */
     if (gqa < 1 || gqa > KVTC__ATTN_GMAX) return KVTC_ERR_UNSUPPORTED;
     return KVTC_OK;
@@ -1172,8 +1191,10 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_splits(const kvtc_cuda_attn_params *p, int *
     }
     sms = p->n_sms > 0 ? p->n_sms : 132;
     work = a->n_seqs * a->cache.n_kv_heads;
-    want = work >= 2 * sms ? 1 : (2 * sms + work - 1) / (work > 0 ? work : 1); /* about two blocks per SM */
-    if (want > a->max_blocks_per_seq / 4) want = a->max_blocks_per_seq / 4;  /* >= 4 pages per split */
+    /* about 16 blocks per SM (several waves, so the last one idles little), but
+     * at least 32 pages per split (measured: fewer make the merge dominate) */
+    want = work >= 16 * sms ? 1 : (16 * sms + work - 1) / (work > 0 ? work : 1);
+    if (want > a->max_blocks_per_seq / 32) want = a->max_blocks_per_seq / 32;
     *n_split = want < 1 ? 1 : want;
     return KVTC_OK;
 }
@@ -1246,7 +1267,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     }
     {
         dim3 grid((unsigned)ap->cache.n_kv_heads, (unsigned)ap->n_seqs, (unsigned)ns);
-        size_t smem = kvtc__attn_smem(epl);
+        size_t smem = kvtc__attn_smem(epl, &kc->meta, &vc->meta);
         switch (epl) {
 #define KVTC__ATTN_CASE(e)                                                                                             \
     case e:                                                                                                            \

@@ -213,7 +213,7 @@ static int test_cache_parity(void) {
         kvtc_codec_params b1 = params_of(KVTC_METHOD_TQ_PROD, 100, 3, KVTC_ROTATION_DEFAULT, 4);
         kvtc_codec_params b2 = params_of(KVTC_METHOD_TQ_MSE, 100, 2, KVTC_ROTATION_DEFAULT, 5);
         kvtc_codec_params c = params_of(KVTC_METHOD_TQ_MSE, 128, 3, KVTC_ROTATION_HADAMARD, 5);
-        kvtc_codec_params e = params_of(KVTC_METHOD_TQ_MSE, 96, 4, KVTC_ROTATION_NONE, 6);
+        kvtc_codec_params e = params_of(KVTC_METHOD_TQ_MSE, 128, 4, KVTC_ROTATION_NONE, 6);
         c.rotation_rounds = 3;
         c.norm_type = KVTC_NORM_FP32;
         b1.norm_correction = -1;
