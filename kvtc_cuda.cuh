@@ -888,11 +888,14 @@ static __device__ void kvtc__rotate_row(const kvtc__dc &c, const float *src_f, c
  * grid (n_kv_heads, n_seqs, n_split), block 128 (4 warps); dynamic smem (see launcher).
  * Scores: lane = token (32 tokens per warp step), values: lane = EPL output dims.
  * bytes per token and KV head: K codes + norm, V codes + norm/scales; bound: HBM / issue */
-template <int EPL>
+template <int EPL, int KB, int VB, int GQ>
 __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) {
     extern __shared__ float smem[];
-    const int D = EPL * 32, G = a.gqa, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int h = blockIdx.x, b = blockIdx.y, split = blockIdx.z, d = a.k.d;
+    /* KB, VB, GQ: key bits, value bits, group size fixed at compile time (0 = read from a; the
+     * specialized kernels also need TQ_MSE on both sides and head_dim == EPL * 32), so the
+     * unpacking loops unroll into constant shifts */
+    const int D = EPL * 32, G = GQ ? GQ : a.gqa, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int h = blockIdx.x, b = blockIdx.y, split = blockIdx.z, d = KB ? D : a.k.d;
     float *s_q = smem;                                   /* [GMAX][D] rotated, scaled queries */
     float *s_sq = s_q + KVTC__ATTN_GMAX * D;             /* [GMAX][MMAX] S q' (TQ_PROD) */
     float *s_ktab = s_sq + KVTC__ATTN_GMAX * KVTC__ATTN_MMAX; /* key centroids */
@@ -974,8 +977,9 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
         if (valid) {
             unsigned long long win = 0;
             int have = 0, wi = 0;
-            const int kb = a.k.mse_bits;
+            const int kb = KB ? KB : a.k.mse_bits;
             const unsigned mask = (1u << kb) - 1u;
+#pragma unroll(KB ? EPL * 8 : 1)
             for (int j = 0; j < d; j += 4) {
                 float cv[4];
 #pragma unroll
@@ -997,7 +1001,7 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
             }
 #pragma unroll
             for (int g = 0; g < KVTC__ATTN_GMAX; ++g) s[g] *= nk;
-            if (a.k.method == KVTC_METHOD_TQ_PROD) {
+            if (!KB && a.k.method == KVTC_METHOD_TQ_PROD) {
                 const unsigned char *sg = kpage + a.k.off_qjl + slot * a.k.qjl_bytes;
                 const float rn = kvtc__get_norm(kpage + a.k.off_rnorms + slot * a.k.rnorm_bytes, a.k.norm32) * qjl_c;
                 float qd[KVTC__ATTN_GMAX];
@@ -1029,7 +1033,7 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
         }
         __syncwarp();
         /* ---- values: lane = dims [lane*EPL, lane*EPL + EPL), token by token from the staged rows */
-        const int n_here = min(32, t_end - t0), vb = a.v.method == KVTC_METHOD_AFFINE ? a.v.bits : a.v.mse_bits;
+        const int n_here = min(32, t_end - t0), vb = VB ? VB : a.v.method == KVTC_METHOD_AFFINE ? a.v.bits : a.v.mse_bits;
         const int bit0 = lane * EPL * vb, wi0 = bit0 >> 5, sh0 = bit0 & 31;
         const bool in_range = lane * EPL < d;
         const unsigned vmask = (1u << vb) - 1u;
@@ -1038,11 +1042,11 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
             unsigned long long win = 0;
             if (in_range) {
                 win = (unsigned long long)row[wi0] >> sh0;
-                if (sh0 + EPL * vb > 32 && wi0 + 1 < vw) win |= (unsigned long long)row[wi0 + 1] << (32 - sh0);
-                if (sh0 + EPL * vb > 64 && wi0 + 2 < vw) win |= (unsigned long long)row[wi0 + 2] << (64 - sh0);
+                if (sh0 + EPL * vb > 32 && (VB || wi0 + 1 < vw)) win |= (unsigned long long)row[wi0 + 1] << (32 - sh0);
+                if (sh0 + EPL * vb > 64 && (VB || wi0 + 2 < vw)) win |= (unsigned long long)row[wi0 + 2] << (64 - sh0);
             }
             float val[EPL];
-            if (a.v.method == KVTC_METHOD_AFFINE) { /* a lane's dims may straddle two groups */
+            if (!VB && a.v.method == KVTC_METHOD_AFFINE) { /* a lane's dims may straddle two groups */
 #pragma unroll
                 for (int e = 0; e < EPL; ++e) {
                     const int i = lane * EPL + e;
@@ -1144,6 +1148,15 @@ __global__ void __launch_bounds__(32) kvtc__k_attn_merge(const kvtc__attn_args a
 }
 
 #define KVTC__ATTN_EPL_LIST(X) X(2) X(3) X(4) X(6) X(8)
+/* Compile-time specializations (EPL = head_dim / 32, key bits, value bits, gqa) of the common
+ * configurations; every other supported combination runs the generic kernel of its EPL. */
+#ifndef KVTC__ATTN_FAST_SET
+#ifdef KVTC_CUDA_MINIMAL
+#define KVTC__ATTN_FAST_SET(X) X(4, 4, 4, 4)
+#else
+#define KVTC__ATTN_FAST_SET(X) X(4, 4, 4, 4) X(4, 4, 2, 4) X(4, 2, 2, 4) X(4, 8, 4, 4) X(4, 3, 3, 4) X(2, 4, 4, 3) X(3, 4, 4, 4)
+#endif
+#endif
 
 static int kvtc__attn_epl(int d) {
     int need = (d + 31) / 32;
@@ -1268,21 +1281,35 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     {
         dim3 grid((unsigned)ap->cache.n_kv_heads, (unsigned)ap->n_seqs, (unsigned)ns);
         size_t smem = kvtc__attn_smem(epl, &kc->meta, &vc->meta);
-        switch (epl) {
-#define KVTC__ATTN_CASE(e)                                                                                             \
-    case e:                                                                                                            \
-        KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn<e>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)); \
-        kvtc__k_attn<e><<<grid, 128, smem, stream>>>(a);                                                               \
+        const int kb = kc->meta.mse_bits, vb = vc->meta.mse_bits, mse = kc->meta.params.method == KVTC_METHOD_TQ_MSE &&
+                                                                       vc->meta.params.method == KVTC_METHOD_TQ_MSE &&
+                                                                       kc->meta.params.head_dim == epl * 32;
+        bool launched = false;
+        /* specialized kernels: (EPL, key bits, value bits, gqa); then the generic one per EPL */
+#define KVTC__ATTN_LAUNCH(e, KB, VB, GQ)                                                                               \
+    if (!launched && epl == e && (!(KB) || (mse && kb == (KB) && vb == (VB) && a.gqa == (GQ)))) {                      \
+        KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn<e, KB, VB, GQ>, cudaFuncAttributeMaxDynamicSharedMemorySize,   \
+                                             (int)smem));                                                              \
+        kvtc__k_attn<e, KB, VB, GQ><<<grid, 128, smem, stream>>>(a);                                                   \
         KVTC_CUDA_CHECK(cudaGetLastError());                                                                           \
-        if (ns > 1) {                                                                                                  \
-            kvtc__k_attn_merge<e><<<dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs), 32, 0, stream>>>(a);         \
-            KVTC_CUDA_CHECK(cudaGetLastError());                                                                       \
-        }                                                                                                              \
+        launched = true;                                                                                               \
+    }
+        KVTC__ATTN_FAST_SET(KVTC__ATTN_LAUNCH)
+#define KVTC__ATTN_GENERIC(e) KVTC__ATTN_LAUNCH(e, 0, 0, 0)
+        KVTC__ATTN_EPL_LIST(KVTC__ATTN_GENERIC)
+#undef KVTC__ATTN_GENERIC
+#undef KVTC__ATTN_LAUNCH
+        if (!launched) return KVTC_ERR_UNSUPPORTED;
+        if (ns > 1) {
+            switch (epl) {
+#define KVTC__MERGE_CASE(e)                                                                                            \
+    case e:                                                                                                            \
+        kvtc__k_attn_merge<e><<<dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs), 32, 0, stream>>>(a);             \
         break;
-            KVTC__ATTN_EPL_LIST(KVTC__ATTN_CASE)
-#undef KVTC__ATTN_CASE
-        default:
-            return KVTC_ERR_UNSUPPORTED;
+                KVTC__ATTN_EPL_LIST(KVTC__MERGE_CASE)
+#undef KVTC__MERGE_CASE
+            }
+            KVTC_CUDA_CHECK(cudaGetLastError());
         }
     }
     return KVTC_OK;

@@ -462,6 +462,13 @@ static int test_attention_parity(void) {
         {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 80, 1, 4, 2, false},
         {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_AFFINE, 2, 256, 1, 4, 0, false},
         {KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 4, 192, 1, 3, 1, false},
+        /* the compile-time specialized kernels */
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 2, 128, 2, 4, 0, false},
+        {KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 128, 2, 4, 2, false},
+        {KVTC_METHOD_TQ_MSE, 8, KVTC_METHOD_TQ_MSE, 4, 128, 1, 4, 0, true},
+        {KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 128, 2, 4, 1, false},
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 64, 3, 3, 0, false},
+        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 96, 2, 4, 2, false},
     };
     const std::vector<int> lens = {1, 17, 64, 0, 300, 133};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
