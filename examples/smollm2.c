@@ -1,0 +1,1547 @@
+/* smollm2.c: SmolLM2-135M (Llama) in plain C99 on one CPU core, to measure KV-cache codecs on real keys and values: GGUF reader, BPE tokenizer, forward pass over a pluggable KV cache, perplexity / KL / top-1 of a test cache against the fp32 one, KV dump. */
+/* build: cc -O2 -std=c99 -Wall -Wextra -pedantic -I. examples/smollm2.c -lm -o smollm2 */
+/* run:   ./smollm2 --model models/SmolLM2-135M-Instruct.Q4_1.gguf --eval data/eval.txt --ctx 1024 --tokens 4096 --compare fp16 */
+/*
+ * Fetch the model first: scripts/fetch_model.sh (SmolLM2-135M-Instruct, GGUF, Q4_1).
+ * Modes (one per run; --model PATH defaults to models/SmolLM2-135M-Instruct.Q4_1.gguf):
+ *   --info                          metadata keys and tensor list of the GGUF file
+ *   --prompt TEXT [--n N] [--chat]  greedy generation of N tokens (--chat wraps TEXT in the chat template)
+ *   --eval FILE [--ctx C] [--tokens N] [--compare identity|fp16|q8|q4] [--batch B]
+ *                                   perplexity of the first N tokens of FILE over windows of C tokens;
+ *                                   with --compare, a second "test" cache runs side by side and the
+ *                                   run reports its perplexity, mean KL(ref||test) and top-1 agreement
+ *   --tokens-of TEXT | --tokens-of-file FILE   token ids, one line, space-separated
+ *   --logits TEXT FILE              last-position logits of TEXT, n_vocab float32 little-endian, to FILE
+ *   --dump-kv FILE --text TXT [--dump-tokens N] [--dump-layers 0,1,15,29] [--dump-f32]
+ *                                   post-RoPE keys and values of the first N tokens (data/README.md has the format)
+ *
+ * Numerics: weights are dequantized to fp32 once at load; all arithmetic is fp32 (log-softmax in double).
+ * The KV cache seam (>>kvcache) is where a compressed cache plugs in: see kv_roundtrip_fn.
+ * Sections: >>util >>gguf >>dequant >>model >>tokenizer >>kvcache >>forward >>modes >>main
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------ >>util */
+
+static void fail(const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "smollm2: error: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* n * size bytes, overflow-checked; never returns NULL */
+static void *xmalloc(size_t n, size_t size) {
+    void *p;
+    if (size != 0 && n > SIZE_MAX / size) fail("allocation of %zu x %zu bytes overflows", n, size);
+    p = malloc(n * size != 0 ? n * size : 1);
+    if (!p) fail("out of memory (%.1f MB)", (double)n * (double)size / 1e6);
+    return p;
+}
+
+static void *xcalloc(size_t n, size_t size) {
+    void *p;
+    if (size != 0 && n > SIZE_MAX / size) fail("allocation of %zu x %zu bytes overflows", n, size);
+    p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) fail("out of memory (%.1f MB)", (double)n * (double)size / 1e6);
+    return p;
+}
+
+static double now_s(void) { return (double)clock() / CLOCKS_PER_SEC; }
+
+/* whole file into memory (NUL-terminated for convenience); max_bytes caps what we accept */
+static uint8_t *read_file(const char *path, size_t max_bytes, size_t *size_out) {
+    FILE *f = fopen(path, "rb");
+    long end = 0;
+    uint8_t *buf;
+    size_t size;
+    if (!f) fail("cannot open %s: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        fail("cannot determine the size of %s", path);
+    if ((unsigned long)end > max_bytes) fail("%s is too large (%ld bytes, limit %zu)", path, end, max_bytes);
+    size = (size_t)end;
+    buf = (uint8_t *)xmalloc(size + 1, 1);
+    if (size && fread(buf, 1, size, f) != size) fail("cannot read %s", path);
+    fclose(f);
+    buf[size] = 0;
+    *size_out = size;
+    return buf;
+}
+
+static float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, bits;
+    float f;
+    if (e == 0) {
+        f = ldexpf((float)m, -24);
+        return sign ? -f : f;
+    }
+    bits = e == 31 ? (sign | 0x7F800000u | (m << 13)) : (sign | ((e + 112u) << 23) | (m << 13));
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* round to nearest even; overflow to inf */
+static uint16_t f32_to_f16(float f) {
+    uint32_t x, sign, e, m, hm, rem;
+    int32_t E;
+    memcpy(&x, &f, 4);
+    sign = (x >> 16) & 0x8000u;
+    e = (x >> 23) & 0xFFu;
+    m = x & 0x7FFFFFu;
+    if (e == 0xFF) return (uint16_t)(sign | 0x7C00u | (m ? 0x200u : 0u));
+    E = (int32_t)e - 112;
+    if (E >= 31) return (uint16_t)(sign | 0x7C00u);
+    if (E <= 0) {
+        uint32_t shift, half;
+        if (E < -10) return (uint16_t)sign;
+        m |= 0x800000u;
+        shift = (uint32_t)(14 - E);
+        hm = m >> shift;
+        rem = m & ((1u << shift) - 1u);
+        half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (hm & 1u))) hm++;
+        return (uint16_t)(sign | hm);
+    }
+    hm = sign | ((uint32_t)E << 10) | (m >> 13);
+    rem = m & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (hm & 1u))) hm++;
+    return (uint16_t)hm;
+}
+
+static uint16_t rd16le(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t rd32le(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t rd64le(const uint8_t *p) { return (uint64_t)rd32le(p) | ((uint64_t)rd32le(p + 4) << 32); }
+static void wr32le(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+typedef struct { int *v; size_t n, cap; } ivec;
+
+static void ivec_push(ivec *a, int x) {
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        int *v = (int *)xmalloc(cap, sizeof(int));
+        if (a->n) memcpy(v, a->v, a->n * sizeof(int));
+        free(a->v);
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+}
+
+/* ------------------------------------------------------------------ >>gguf
+ * GGUF v2/v3, little-endian. Every read goes through a cursor that checks the
+ * bytes left first, so a truncated or corrupt file ends in fail(), never in an
+ * out-of-bounds read. */
+
+enum { GG_U8, GG_I8, GG_U16, GG_I16, GG_U32, GG_I32, GG_F32, GG_BOOL, GG_STR, GG_ARR, GG_U64, GG_I64, GG_F64 };
+enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q8_1 = 9,
+       T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_Q8_K = 15, T_BF16 = 30 };
+
+typedef struct { const uint8_t *p; size_t n, off; const char *what; } cursor;
+
+static void cur_need(cursor *c, uint64_t k) {
+    if (k > (uint64_t)(c->n - c->off))
+        fail("GGUF file truncated or corrupt: %s needs %llu bytes at offset %zu, %zu left", c->what,
+             (unsigned long long)k, c->off, c->n - c->off);
+}
+static void cur_skip(cursor *c, uint64_t k) { cur_need(c, k); c->off += (size_t)k; }
+static uint32_t cur_u32(cursor *c) { uint32_t v; cur_need(c, 4); v = rd32le(c->p + c->off); c->off += 4; return v; }
+static uint64_t cur_u64(cursor *c) { uint64_t v; cur_need(c, 8); v = rd64le(c->p + c->off); c->off += 8; return v; }
+static void cur_str(cursor *c, const char **s, size_t *len) {
+    uint64_t n = cur_u64(c);
+    cur_need(c, n);
+    *s = (const char *)(c->p + c->off);
+    *len = (size_t)n;
+    c->off += (size_t)n;
+}
+
+static size_t gg_scalar_bytes(uint32_t t) {
+    switch (t) {
+    case GG_U8: case GG_I8: case GG_BOOL: return 1;
+    case GG_U16: case GG_I16: return 2;
+    case GG_U32: case GG_I32: case GG_F32: return 4;
+    case GG_U64: case GG_I64: case GG_F64: return 8;
+    default: return 0;
+    }
+}
+
+/* block size (elements) and bytes per block of a ggml tensor type; 0 if unknown */
+static int type_layout(uint32_t t, uint32_t *blck, uint32_t *bytes) {
+    static const struct { uint32_t t, blck, bytes; } tab[] = {
+        {T_F32, 1, 4},     {T_F16, 1, 2},      {T_Q4_0, 32, 18},   {T_Q4_1, 32, 20},   {T_Q5_0, 32, 22},
+        {T_Q5_1, 32, 24},  {T_Q8_0, 32, 34},   {T_Q8_1, 32, 36},   {T_Q2_K, 256, 84},  {T_Q3_K, 256, 110},
+        {T_Q4_K, 256, 144}, {T_Q5_K, 256, 176}, {T_Q6_K, 256, 210}, {T_Q8_K, 256, 292}, {T_BF16, 1, 2}};
+    size_t i;
+    for (i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (tab[i].t == t) { *blck = tab[i].blck; *bytes = tab[i].bytes; return 1; }
+    return 0;
+}
+
+static const char *type_name(uint32_t t) {
+    switch (t) {
+    case T_F32: return "F32"; case T_F16: return "F16"; case T_BF16: return "BF16";
+    case T_Q4_0: return "Q4_0"; case T_Q4_1: return "Q4_1"; case T_Q5_0: return "Q5_0"; case T_Q5_1: return "Q5_1";
+    case T_Q8_0: return "Q8_0"; case T_Q8_1: return "Q8_1"; case T_Q2_K: return "Q2_K"; case T_Q3_K: return "Q3_K";
+    case T_Q4_K: return "Q4_K"; case T_Q5_K: return "Q5_K"; case T_Q6_K: return "Q6_K"; case T_Q8_K: return "Q8_K";
+    default: return "?";
+    }
+}
+
+typedef struct { const char *key; size_t key_len; uint32_t type, arr_type; uint64_t arr_n; size_t val; } gguf_kv;
+typedef struct {
+    const char *name; size_t name_len;
+    uint32_t n_dims, type;
+    uint64_t ne[4], offset, n_elem, n_bytes;
+    const uint8_t *data;
+} gguf_tensor;
+typedef struct {
+    uint8_t *buf; size_t size;
+    uint32_t version, alignment;
+    size_t n_kv, n_tensors, data_off;
+    gguf_kv *kv;
+    gguf_tensor *t;
+} gguf;
+
+static void gg_skip_value(cursor *c, uint32_t type, uint32_t *arr_type, uint64_t *arr_n) {
+    const char *s;
+    size_t len, sz;
+    if (type == GG_STR) { cur_str(c, &s, &len); return; }
+    if (type == GG_ARR) {
+        uint32_t at = cur_u32(c);
+        uint64_t n = cur_u64(c), i;
+        *arr_type = at;
+        *arr_n = n;
+        if (at == GG_STR) {
+            if (n > (c->n - c->off) / 8) fail("GGUF file truncated or corrupt: %s: string array of %llu entries exceeds the file", c->what, (unsigned long long)n);
+            for (i = 0; i < n; i++) cur_str(c, &s, &len);
+            return;
+        }
+        sz = gg_scalar_bytes(at);
+        if (sz == 0) fail("GGUF corrupt or unsupported: %s: array of type %u", c->what, at);
+        if (n > (c->n - c->off) / sz) fail("GGUF file truncated or corrupt: %s: array of %llu entries exceeds the file", c->what, (unsigned long long)n);
+        cur_skip(c, n * sz);
+        return;
+    }
+    sz = gg_scalar_bytes(type);
+    if (sz == 0) fail("GGUF corrupt: %s: unknown value type %u", c->what, type);
+    cur_skip(c, sz);
+}
+
+static void gguf_load(gguf *g, const char *path) {
+    cursor c;
+    uint64_t n_tensors, n_kv, i;
+    size_t min_data;
+    memset(g, 0, sizeof *g);
+    g->buf = read_file(path, (size_t)1 << 34, &g->size);
+    c.p = g->buf; c.n = g->size; c.off = 0; c.what = "header";
+    cur_need(&c, 4);
+    if (memcmp(g->buf, "GGUF", 4) != 0) fail("%s is not a GGUF file (bad magic)", path);
+    c.off = 4;
+    g->version = cur_u32(&c);
+    if (g->version < 2 || g->version > 3) fail("unsupported GGUF version %u (need 2 or 3)", g->version);
+    n_tensors = cur_u64(&c);
+    n_kv = cur_u64(&c);
+    /* each metadata pair takes >= 13 bytes, each tensor info >= 32: bound the counts by the file */
+    if (n_kv > (c.n - c.off) / 13) fail("GGUF file truncated or corrupt: %llu metadata entries cannot fit in the file", (unsigned long long)n_kv);
+    if (n_tensors > (c.n - c.off) / 32) fail("GGUF file truncated or corrupt: %llu tensors cannot fit in the file", (unsigned long long)n_tensors);
+    g->n_kv = (size_t)n_kv;
+    g->n_tensors = (size_t)n_tensors;
+    g->kv = (gguf_kv *)xcalloc(g->n_kv, sizeof(gguf_kv));
+    g->t = (gguf_tensor *)xcalloc(g->n_tensors, sizeof(gguf_tensor));
+    for (i = 0; i < n_kv; i++) {
+        gguf_kv *kv = &g->kv[i];
+        c.what = "metadata key";
+        cur_str(&c, &kv->key, &kv->key_len);
+        c.what = "metadata value";
+        kv->type = cur_u32(&c);
+        kv->val = c.off;
+        gg_skip_value(&c, kv->type, &kv->arr_type, &kv->arr_n);
+        if (kv->type == GG_ARR) kv->val += 12; /* past element type and count: the first element */
+    }
+    for (i = 0; i < n_tensors; i++) {
+        gguf_tensor *t = &g->t[i];
+        uint32_t d, blck, bytes;
+        c.what = "tensor info";
+        cur_str(&c, &t->name, &t->name_len);
+        t->n_dims = cur_u32(&c);
+        if (t->n_dims < 1 || t->n_dims > 4) fail("GGUF corrupt: tensor %.*s has %u dims", (int)t->name_len, t->name, t->n_dims);
+        t->n_elem = 1;
+        for (d = 0; d < 4; d++) t->ne[d] = 1;
+        for (d = 0; d < t->n_dims; d++) {
+            t->ne[d] = cur_u64(&c);
+            if (t->ne[d] == 0 || t->ne[d] > ((uint64_t)1 << 40) || t->n_elem > ((uint64_t)1 << 40) / t->ne[d])
+                fail("GGUF corrupt: tensor %.*s has a bad shape", (int)t->name_len, t->name);
+            t->n_elem *= t->ne[d];
+        }
+        t->type = cur_u32(&c);
+        t->offset = cur_u64(&c);
+        if (!type_layout(t->type, &blck, &bytes))
+            fail("tensor %.*s has unknown type %u", (int)t->name_len, t->name, t->type);
+        if (t->ne[0] % blck != 0)
+            fail("GGUF corrupt: tensor %.*s: row of %llu is not a multiple of the %s block (%u)", (int)t->name_len,
+                 t->name, (unsigned long long)t->ne[0], type_name(t->type), blck);
+        t->n_bytes = t->n_elem / blck * bytes;
+    }
+    /* alignment of the data section */
+    g->alignment = 32;
+    for (i = 0; i < n_kv; i++) {
+        if (g->kv[i].key_len == 17 && memcmp(g->kv[i].key, "general.alignment", 17) == 0) {
+            if (g->kv[i].type != GG_U32) fail("GGUF corrupt: general.alignment is not u32");
+            g->alignment = rd32le(g->buf + g->kv[i].val);
+            if (g->alignment == 0 || g->alignment > 65536 || (g->alignment & (g->alignment - 1)))
+                fail("GGUF corrupt: general.alignment %u is not a power of two", g->alignment);
+        }
+    }
+    min_data = c.off;
+    if (min_data > SIZE_MAX - g->alignment) fail("GGUF corrupt: header too large");
+    g->data_off = (min_data + g->alignment - 1) / g->alignment * g->alignment;
+    if (g->data_off > g->size) fail("GGUF file truncated: no tensor data (header ends at %zu, file has %zu bytes)", g->data_off, g->size);
+    for (i = 0; i < n_tensors; i++) {
+        gguf_tensor *t = &g->t[i];
+        uint64_t room = (uint64_t)(g->size - g->data_off);
+        if (t->offset % g->alignment != 0) fail("GGUF corrupt: tensor %.*s is misaligned", (int)t->name_len, t->name);
+        if (t->offset > room || t->n_bytes > room - t->offset)
+            fail("GGUF file truncated or corrupt: tensor %.*s (%llu bytes at data offset %llu) runs past the end of the file (%zu bytes)",
+                 (int)t->name_len, t->name, (unsigned long long)t->n_bytes, (unsigned long long)t->offset, g->size);
+        t->data = g->buf + g->data_off + (size_t)t->offset;
+    }
+}
+
+static void gguf_free(gguf *g) { free(g->buf); free(g->kv); free(g->t); }
+
+static const gguf_kv *gg_find(const gguf *g, const char *key) {
+    size_t i, n = strlen(key);
+    for (i = 0; i < g->n_kv; i++)
+        if (g->kv[i].key_len == n && memcmp(g->kv[i].key, key, n) == 0) return &g->kv[i];
+    return NULL;
+}
+
+/* integer metadata of any integer type; returns 0 if absent */
+static int gg_get_int(const gguf *g, const char *key, int64_t *out) {
+    const gguf_kv *kv = gg_find(g, key);
+    const uint8_t *p;
+    if (!kv) return 0;
+    p = g->buf + kv->val;
+    switch (kv->type) {
+    case GG_U8: *out = p[0]; break;
+    case GG_I8: *out = (int8_t)p[0]; break;
+    case GG_U16: *out = rd16le(p); break;
+    case GG_I16: *out = (int16_t)rd16le(p); break;
+    case GG_U32: *out = rd32le(p); break;
+    case GG_I32: *out = (int32_t)rd32le(p); break;
+    case GG_U64: if (rd64le(p) > INT64_MAX) fail("metadata %s is out of range", key); *out = (int64_t)rd64le(p); break;
+    case GG_I64: *out = (int64_t)rd64le(p); break;
+    case GG_BOOL: *out = p[0] != 0; break;
+    default: fail("metadata %s has type %u, expected an integer", key, kv->type);
+    }
+    return 1;
+}
+
+static int gg_get_f32(const gguf *g, const char *key, float *out) {
+    const gguf_kv *kv = gg_find(g, key);
+    if (!kv) return 0;
+    if (kv->type == GG_F32) { uint32_t b = rd32le(g->buf + kv->val); memcpy(out, &b, 4); }
+    else if (kv->type == GG_F64) { uint64_t b = rd64le(g->buf + kv->val); double d; memcpy(&d, &b, 8); *out = (float)d; }
+    else fail("metadata %s has type %u, expected a float", key, kv->type);
+    return 1;
+}
+
+static int gg_get_str(const gguf *g, const char *key, const char **s, size_t *len) {
+    const gguf_kv *kv = gg_find(g, key);
+    cursor c;
+    if (!kv) return 0;
+    if (kv->type != GG_STR) fail("metadata %s has type %u, expected a string", key, kv->type);
+    c.p = g->buf; c.n = g->size; c.off = kv->val; c.what = key;
+    cur_str(&c, s, len);
+    return 1;
+}
+
+static int gg_str_is(const gguf *g, const char *key, const char *want) {
+    const char *s;
+    size_t n;
+    return gg_get_str(g, key, &s, &n) && n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+static int64_t gg_need_int(const gguf *g, const char *key, int64_t lo, int64_t hi) {
+    int64_t v;
+    if (!gg_get_int(g, key, &v)) fail("model metadata lacks %s", key);
+    if (v < lo || v > hi) fail("model metadata %s = %lld is out of the supported range [%lld, %lld]", key, (long long)v, (long long)lo, (long long)hi);
+    return v;
+}
+
+static const gguf_tensor *gg_tensor(const gguf *g, const char *name) {
+    size_t i, n = strlen(name);
+    for (i = 0; i < g->n_tensors; i++)
+        if (g->t[i].name_len == n && memcmp(g->t[i].name, name, n) == 0) return &g->t[i];
+    return NULL;
+}
+
+static void gguf_print_info(const gguf *g) {
+    size_t i;
+    printf("GGUF v%u, %zu metadata entries, %zu tensors, alignment %u, data at %zu, file %zu bytes\n", g->version, g->n_kv,
+           g->n_tensors, g->alignment, g->data_off, g->size);
+    for (i = 0; i < g->n_kv; i++) {
+        const gguf_kv *kv = &g->kv[i];
+        char key[256];
+        int64_t iv;
+        float fv;
+        snprintf(key, sizeof key, "%.*s", (int)(kv->key_len < 200 ? kv->key_len : 200), kv->key);
+        printf("  %-44s ", key);
+        if (kv->type == GG_STR) {
+            const char *s;
+            size_t n;
+            gg_get_str(g, key, &s, &n);
+            printf("str  \"%.*s\"%s\n", (int)(n < 60 ? n : 60), s, n > 60 ? "..." : "");
+        } else if (kv->type == GG_ARR) {
+            printf("arr  [%llu x type %u]\n", (unsigned long long)kv->arr_n, kv->arr_type);
+        } else if (kv->type == GG_F32 || kv->type == GG_F64) {
+            gg_get_f32(g, key, &fv);
+            printf("f    %g\n", fv);
+        } else {
+            gg_get_int(g, key, &iv);
+            printf("int  %lld\n", (long long)iv);
+        }
+    }
+    for (i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->t[i];
+        printf("  tensor %-28.*s %-5s [%llu", (int)t->name_len, t->name, type_name(t->type), (unsigned long long)t->ne[0]);
+        if (t->n_dims > 1) printf(", %llu", (unsigned long long)t->ne[1]);
+        printf("] %llu bytes\n", (unsigned long long)t->n_bytes);
+    }
+}
+
+/* ------------------------------------------------------------------ >>dequant
+ * ggml block formats (little-endian, fp16 scales):
+ *   Q4_0: d,           16 bytes of nibbles: x[j] = (lo(q[j]) - 8) d, x[j+16] = (hi(q[j]) - 8) d
+ *   Q4_1: d, m,        16 bytes of nibbles: x[j] = lo(q[j]) d + m,   x[j+16] = hi(q[j]) d + m
+ *   Q8_0: d,           32 int8:             x[j] = q[j] d                                     */
+
+static int dequant_supported(uint32_t t) {
+    return t == T_F32 || t == T_F16 || t == T_BF16 || t == T_Q4_0 || t == T_Q4_1 || t == T_Q8_0;
+}
+
+/* n elements (a multiple of the type's block) from src to dst */
+static void dequant_row(uint32_t type, const uint8_t *src, float *dst, size_t n) {
+    size_t i, b;
+    int j;
+    switch (type) {
+    case T_F32:
+        for (i = 0; i < n; i++) { uint32_t v = rd32le(src + 4 * i); memcpy(&dst[i], &v, 4); }
+        break;
+    case T_F16:
+        for (i = 0; i < n; i++) dst[i] = f16_to_f32(rd16le(src + 2 * i));
+        break;
+    case T_BF16:
+        for (i = 0; i < n; i++) { uint32_t v = (uint32_t)rd16le(src + 2 * i) << 16; memcpy(&dst[i], &v, 4); }
+        break;
+    case T_Q4_0:
+        for (b = 0; b < n / 32; b++, src += 18, dst += 32) {
+            const float d = f16_to_f32(rd16le(src));
+            for (j = 0; j < 16; j++) {
+                dst[j] = (float)((src[2 + j] & 0x0F) - 8) * d;
+                dst[j + 16] = (float)((src[2 + j] >> 4) - 8) * d;
+            }
+        }
+        break;
+    case T_Q4_1:
+        for (b = 0; b < n / 32; b++, src += 20, dst += 32) {
+            const float d = f16_to_f32(rd16le(src)), m = f16_to_f32(rd16le(src + 2));
+            for (j = 0; j < 16; j++) {
+                dst[j] = (float)(src[4 + j] & 0x0F) * d + m;
+                dst[j + 16] = (float)(src[4 + j] >> 4) * d + m;
+            }
+        }
+        break;
+    case T_Q8_0:
+        for (b = 0; b < n / 32; b++, src += 34, dst += 32) {
+            const float d = f16_to_f32(rd16le(src));
+            for (j = 0; j < 32; j++) dst[j] = (float)(int8_t)src[2 + j] * d;
+        }
+        break;
+    default:
+        fail("tensor type %s is not supported by this program", type_name(type));
+    }
+}
+
+/* ------------------------------------------------------------------ >>model */
+
+/* A weight matrix y = W x with W [n_out][n_in], stored dequantized in panels of
+ * 8 output rows: w[(o / 8) * n_in * 8 + i * 8 + o % 8] (rows past n_out are 0),
+ * so the matmul streams each panel once for a whole block of tokens. */
+typedef struct { int n_in, n_out; float *w; } mat;
+
+#define MAX_HEAD_DIM 256
+
+typedef struct {
+    float *attn_norm, *ffn_norm;
+    mat wq, wk, wv, wo, wgate, wup, wdown;
+} layer;
+
+typedef struct {
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
+    float rope_theta, eps;
+    mat tok_embd;  /* [n_vocab][n_embd]: embedding rows, and the output head when tied */
+    mat output;    /* the output head (a copy of tok_embd's pointer when tied) */
+    int tied;
+    float *out_norm;
+    layer *layers;
+} model;
+
+static const gguf_tensor *need_tensor(const gguf *g, const char *name, uint64_t ne0, uint64_t ne1) {
+    const gguf_tensor *t = gg_tensor(g, name);
+    if (!t) fail("model lacks tensor %s", name);
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+        fail("tensor %s has shape [%llu, %llu, %llu, %llu], expected [%llu, %llu]", name, (unsigned long long)t->ne[0],
+             (unsigned long long)t->ne[1], (unsigned long long)t->ne[2], (unsigned long long)t->ne[3],
+             (unsigned long long)ne0, (unsigned long long)ne1);
+    if (!dequant_supported(t->type)) fail("tensor %s has type %s, which this program cannot dequantize", name, type_name(t->type));
+    return t;
+}
+
+static void mat_load(mat *m, const gguf *g, const char *name, int n_in, int n_out) {
+    const gguf_tensor *t = need_tensor(g, name, (uint64_t)n_in, (uint64_t)n_out);
+    size_t n_pan = ((size_t)n_out + 7) / 8, row_bytes = (size_t)(t->n_bytes / (uint64_t)n_out), o, i;
+    float *row = (float *)xmalloc((size_t)n_in, sizeof(float));
+    m->n_in = n_in;
+    m->n_out = n_out;
+    m->w = (float *)xcalloc(n_pan * 8, (size_t)n_in * sizeof(float));
+    for (o = 0; o < (size_t)n_out; o++) {
+        float *pan = m->w + (o / 8) * (size_t)n_in * 8 + o % 8;
+        dequant_row(t->type, t->data + o * row_bytes, row, (size_t)n_in);
+        for (i = 0; i < (size_t)n_in; i++) pan[i * 8] = row[i];
+    }
+    free(row);
+}
+
+static float *vec_load(const gguf *g, const char *name, int n) {
+    const gguf_tensor *t = need_tensor(g, name, (uint64_t)n, 1);
+    float *v = (float *)xmalloc((size_t)n, sizeof(float));
+    dequant_row(t->type, t->data, v, (size_t)n);
+    return v;
+}
+
+static void model_load(model *m, const gguf *g) {
+    int64_t v;
+    float f;
+    int l, n_kv_dim;
+    char name[96];
+    const gguf_kv *tok = gg_find(g, "tokenizer.ggml.tokens");
+    memset(m, 0, sizeof *m);
+    if (!gg_str_is(g, "general.architecture", "llama")) fail("general.architecture is not \"llama\"");
+    m->n_layer = (int)gg_need_int(g, "llama.block_count", 1, 512);
+    m->n_embd = (int)gg_need_int(g, "llama.embedding_length", 8, 1 << 16);
+    m->n_ff = (int)gg_need_int(g, "llama.feed_forward_length", 1, 1 << 18);
+    m->n_head = (int)gg_need_int(g, "llama.attention.head_count", 1, 1024);
+    m->n_head_kv = m->n_head;
+    if (gg_get_int(g, "llama.attention.head_count_kv", &v)) m->n_head_kv = (int)gg_need_int(g, "llama.attention.head_count_kv", 1, m->n_head);
+    m->n_ctx_train = (int)gg_need_int(g, "llama.context_length", 1, 1 << 24);
+    if (m->n_embd % m->n_head != 0 || m->n_head % m->n_head_kv != 0) fail("unsupported head layout (%d heads, %d KV heads, width %d)", m->n_head, m->n_head_kv, m->n_embd);
+    m->head_dim = m->n_embd / m->n_head;
+    if (m->head_dim % 8 != 0 || m->head_dim > MAX_HEAD_DIM) fail("head dim %d is not supported (a multiple of 8, at most %d)", m->head_dim, MAX_HEAD_DIM);
+    if (gg_get_int(g, "llama.rope.dimension_count", &v) && v != m->head_dim) fail("partial RoPE (%lld of %d dims) is not supported", (long long)v, m->head_dim);
+    if (gg_find(g, "llama.rope.scaling.type") && !gg_str_is(g, "llama.rope.scaling.type", "none")) fail("RoPE scaling is not supported");
+    m->rope_theta = 10000.0f;
+    if (gg_get_f32(g, "llama.rope.freq_base", &f)) m->rope_theta = f;
+    m->eps = 1e-5f;
+    if (gg_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &f)) m->eps = f;
+    if (!(m->rope_theta > 1.0f) || !(m->eps > 0.0f && m->eps < 1.0f)) fail("bad RoPE base or RMSNorm epsilon in metadata");
+    if (!tok || tok->type != GG_ARR || tok->arr_type != GG_STR || tok->arr_n < 256 || tok->arr_n > (1u << 24)) fail("tokenizer.ggml.tokens missing or malformed");
+    m->n_vocab = (int)tok->arr_n;
+    n_kv_dim = m->n_head_kv * m->head_dim;
+
+    mat_load(&m->tok_embd, g, "token_embd.weight", m->n_embd, m->n_vocab);
+    if (gg_tensor(g, "output.weight")) { mat_load(&m->output, g, "output.weight", m->n_embd, m->n_vocab); m->tied = 0; }
+    else { m->output = m->tok_embd; m->tied = 1; }
+    m->out_norm = vec_load(g, "output_norm.weight", m->n_embd);
+    m->layers = (layer *)xcalloc((size_t)m->n_layer, sizeof(layer));
+    for (l = 0; l < m->n_layer; l++) {
+        layer *L = &m->layers[l];
+#define NAME(s) (snprintf(name, sizeof name, "blk.%d." s, l), name)
+        L->attn_norm = vec_load(g, NAME("attn_norm.weight"), m->n_embd);
+        L->ffn_norm = vec_load(g, NAME("ffn_norm.weight"), m->n_embd);
+        mat_load(&L->wq, g, NAME("attn_q.weight"), m->n_embd, m->n_embd);
+        mat_load(&L->wk, g, NAME("attn_k.weight"), m->n_embd, n_kv_dim);
+        mat_load(&L->wv, g, NAME("attn_v.weight"), m->n_embd, n_kv_dim);
+        mat_load(&L->wo, g, NAME("attn_output.weight"), m->n_embd, m->n_embd);
+        mat_load(&L->wgate, g, NAME("ffn_gate.weight"), m->n_embd, m->n_ff);
+        mat_load(&L->wup, g, NAME("ffn_up.weight"), m->n_embd, m->n_ff);
+        mat_load(&L->wdown, g, NAME("ffn_down.weight"), m->n_ff, m->n_embd);
+#undef NAME
+    }
+}
+
+static void model_free(model *m) {
+    int l;
+    for (l = 0; l < m->n_layer; l++) {
+        layer *L = &m->layers[l];
+        free(L->attn_norm); free(L->ffn_norm); free(L->wq.w); free(L->wk.w); free(L->wv.w); free(L->wo.w);
+        free(L->wgate.w); free(L->wup.w); free(L->wdown.w);
+    }
+    free(m->layers);
+    if (!m->tied) free(m->output.w);
+    free(m->tok_embd.w);
+    free(m->out_norm);
+}
+
+/* ------------------------------------------------------------------ >>tokenizer
+ * GPT-2 byte-level BPE from the GGUF vocabulary and merges. Text is split into
+ * control tokens (<|im_start|> ...), then pre-tokenized like the model's
+ * tokenizer ("smollm" pre-tokenizer: every digit alone, then the GPT-2 regex
+ *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ ),
+ * each piece's bytes are mapped to the GPT-2 byte alphabet and merged by rank.
+ * Unicode classes are exact for ASCII and approximate (tables below) elsewhere. */
+
+typedef struct {
+    int n_vocab, bos, eos;
+    const char **text; int *len; int *type;   /* token strings (in the GGUF buffer), lengths, types */
+    int *str_tab; size_t str_mask;            /* open addressing: string -> id */
+    uint64_t *pair_key; int *pair_rank, *pair_out; size_t pair_mask;  /* (left, right) -> rank, merged id */
+    int byte_tok[256];                         /* byte -> id of its one-character token, -1 if none */
+    int cp_byte[324];                          /* GPT-2 alphabet code point -> byte (-1: none) */
+    int *special; int n_special;               /* control tokens, longest first */
+} tokenizer;
+
+static uint64_t fnv1a(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
+    return x;
+}
+
+static int vocab_find(const tokenizer *tk, const char *s, size_t n) {
+    size_t h = (size_t)fnv1a(s, n) & tk->str_mask;
+    for (;; h = (h + 1) & tk->str_mask) {
+        int id = tk->str_tab[h];
+        if (id < 0) return -1;
+        if ((size_t)tk->len[id] == n && memcmp(tk->text[id], s, n) == 0) return id;
+    }
+}
+
+static int pair_find(const tokenizer *tk, int a, int b, int *out) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    size_t h = (size_t)mix64(key) & tk->pair_mask;
+    for (;; h = (h + 1) & tk->pair_mask) {
+        if (tk->pair_rank[h] < 0) return -1;
+        if (tk->pair_key[h] == key) { *out = tk->pair_out[h]; return tk->pair_rank[h]; }
+    }
+}
+
+static int utf8_put(uint32_t cp, char *o) {
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) { o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F)); return 3; }
+    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F)); o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* decode one code point at s[0..n); invalid bytes come back as themselves (0x80..0xFF), length 1 */
+static uint32_t utf8_get(const uint8_t *s, size_t n, int *len) {
+    uint32_t c = s[0];
+    int k, i;
+    if (c < 0x80) { *len = 1; return c; }
+    if ((c & 0xE0) == 0xC0) { k = 2; c &= 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { k = 3; c &= 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { k = 4; c &= 0x07; }
+    else { *len = 1; return s[0]; }
+    if ((size_t)k > n) { *len = 1; return s[0]; }
+    for (i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80) { *len = 1; return s[0]; }
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    *len = k;
+    return c;
+}
+
+enum { CL_OTHER, CL_LETTER, CL_NUMBER, CL_SPACE };
+
+static int in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (cp >= r[i][0] && cp <= r[i][1]) return 1;
+    return 0;
+}
+
+static int cp_class(uint32_t cp) {
+    static const uint32_t letters[][2] = {
+        {0xAA, 0xAA}, {0xB5, 0xB5}, {0xBA, 0xBA}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x2C1}, {0x2C6, 0x2D1},
+        {0x2E0, 0x2E4}, {0x2EC, 0x2EC}, {0x2EE, 0x2EE}, {0x370, 0x374}, {0x376, 0x377}, {0x37A, 0x37D},
+        {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x3F5}, {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556},
+        {0x560, 0x588}, {0x5D0, 0x5EA}, {0x5EF, 0x5F2}, {0x620, 0x64A}, {0x671, 0x6D3}, {0x904, 0x939},
+        {0xE01, 0xE30}, {0x10A0, 0x10FF}, {0x1100, 0x11FF}, {0x1E00, 0x1FBC}, {0x2071, 0x2071}, {0x207F, 0x207F},
+        {0x2090, 0x209C}, {0x2C00, 0x2CE4}, {0x3041, 0x3096}, {0x30A1, 0x30FA}, {0x3105, 0x312F},
+        {0x3131, 0x318E}, {0x3400, 0x4DBF}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0xF900, 0xFAFF},
+        {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0xFF66, 0xFFDC}};
+    static const uint32_t numbers[][2] = {
+        {0xB2, 0xB3}, {0xB9, 0xB9}, {0xBC, 0xBE}, {0x660, 0x669}, {0x6F0, 0x6F9}, {0x966, 0x96F}, {0xE50, 0xE59},
+        {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089}, {0x2150, 0x2182}, {0x2185, 0x2189},
+        {0x2460, 0x249B}, {0x24EA, 0x24FF}, {0x2776, 0x2793}, {0x3007, 0x3007}, {0x3021, 0x3029}, {0xFF10, 0xFF19}};
+    static const uint32_t spaces[][2] = {
+        {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F},
+        {0x205F, 0x205F}, {0x3000, 0x3000}};
+    if (cp < 0x80) {
+        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return CL_LETTER;
+        if (cp >= '0' && cp <= '9') return CL_NUMBER;
+        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return CL_SPACE;
+        return CL_OTHER;
+    }
+    if (in_ranges(cp, letters, sizeof letters / sizeof letters[0])) return CL_LETTER;
+    if (in_ranges(cp, numbers, sizeof numbers / sizeof numbers[0])) return CL_NUMBER;
+    if (in_ranges(cp, spaces, sizeof spaces / sizeof spaces[0])) return CL_SPACE;
+    return CL_OTHER;
+}
+
+static void tokenizer_load(tokenizer *tk, const gguf *g, int n_vocab) {
+    const gguf_kv *kv;
+    cursor c;
+    int i, n = 0, bs[256];
+    size_t cap, k;
+    int64_t v;
+    memset(tk, 0, sizeof *tk);
+    if (!gg_str_is(g, "tokenizer.ggml.model", "gpt2")) fail("tokenizer.ggml.model is not \"gpt2\" (byte-level BPE)");
+    tk->n_vocab = n_vocab;
+    tk->text = (const char **)xmalloc((size_t)n_vocab, sizeof(char *));
+    tk->len = (int *)xmalloc((size_t)n_vocab, sizeof(int));
+    tk->type = (int *)xmalloc((size_t)n_vocab, sizeof(int));
+    kv = gg_find(g, "tokenizer.ggml.tokens");
+    c.p = g->buf; c.n = g->size; c.off = kv->val; c.what = "tokenizer.ggml.tokens";
+    for (i = 0; i < n_vocab; i++) {
+        size_t len;
+        cur_str(&c, &tk->text[i], &len);
+        if (len > 4096) fail("token %d is implausibly long (%zu bytes)", i, len);
+        tk->len[i] = (int)len;
+        tk->type[i] = 1;
+    }
+    kv = gg_find(g, "tokenizer.ggml.token_type");
+    if (kv) {
+        if (kv->type != GG_ARR || (kv->arr_type != GG_I32 && kv->arr_type != GG_U32) || kv->arr_n != (uint64_t)n_vocab)
+            fail("tokenizer.ggml.token_type malformed");
+        for (i = 0; i < n_vocab; i++) tk->type[i] = (int)rd32le(g->buf + kv->val + 4 * (size_t)i);
+    }
+    for (cap = 1; cap < (size_t)n_vocab * 2; cap <<= 1) {}
+    tk->str_mask = cap - 1;
+    tk->str_tab = (int *)xmalloc(cap, sizeof(int));
+    for (k = 0; k < cap; k++) tk->str_tab[k] = -1;
+    for (i = 0; i < n_vocab; i++) {
+        size_t h = (size_t)fnv1a(tk->text[i], (size_t)tk->len[i]) & tk->str_mask;
+        if (vocab_find(tk, tk->text[i], (size_t)tk->len[i]) >= 0) continue;  /* duplicate: first wins */
+        while (tk->str_tab[h] >= 0) h = (h + 1) & tk->str_mask;
+        tk->str_tab[h] = i;
+    }
+    /* GPT-2 byte alphabet: printable bytes stand for themselves, the rest map to 256.. */
+    for (i = 0; i < 324; i++) tk->cp_byte[i] = -1;
+    for (i = 0; i < 256; i++) bs[i] = (i >= '!' && i <= '~') || (i >= 0xA1 && i <= 0xAC) || (i >= 0xAE && i <= 0xFF);
+    for (i = 0; i < 256; i++) {
+        uint32_t cp = bs[i] ? (uint32_t)i : (uint32_t)(256 + n++);
+        char buf[4];
+        int len = utf8_put(cp, buf);
+        tk->cp_byte[cp] = i;
+        tk->byte_tok[i] = vocab_find(tk, buf, (size_t)len);  /* -1: byte never seen in training */
+    }
+    /* merges "left right" -> rank */
+    kv = gg_find(g, "tokenizer.ggml.merges");
+    if (!kv || kv->type != GG_ARR || kv->arr_type != GG_STR) fail("tokenizer.ggml.merges missing or malformed");
+    for (cap = 1; cap < (size_t)kv->arr_n * 2 + 2; cap <<= 1) {}
+    tk->pair_mask = cap - 1;
+    tk->pair_key = (uint64_t *)xmalloc(cap, sizeof(uint64_t));
+    tk->pair_rank = (int *)xmalloc(cap, sizeof(int));
+    tk->pair_out = (int *)xmalloc(cap, sizeof(int));
+    for (k = 0; k < cap; k++) tk->pair_rank[k] = -1;
+    c.off = kv->val; c.what = "tokenizer.ggml.merges";
+    for (k = 0; k < kv->arr_n; k++) {
+        const char *s;
+        size_t len, sp;
+        int a, b, out, dummy;
+        char cat[8192];
+        cur_str(&c, &s, &len);
+        for (sp = 1; sp < len && s[sp] != ' '; sp++) {}
+        if (sp >= len || len > sizeof cat) continue;
+        a = vocab_find(tk, s, sp);
+        b = vocab_find(tk, s + sp + 1, len - sp - 1);
+        memcpy(cat, s, sp);
+        memcpy(cat + sp, s + sp + 1, len - sp - 1);
+        out = vocab_find(tk, cat, len - 1);
+        if (a < 0 || b < 0 || out < 0 || pair_find(tk, a, b, &dummy) >= 0) continue;
+        {
+            uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+            size_t h = (size_t)mix64(key) & tk->pair_mask;
+            while (tk->pair_rank[h] >= 0) h = (h + 1) & tk->pair_mask;
+            tk->pair_key[h] = key;
+            tk->pair_rank[h] = (int)k;
+            tk->pair_out[h] = out;
+        }
+    }
+    /* control and user-defined tokens are matched verbatim in the input, longest first */
+    tk->special = (int *)xmalloc((size_t)n_vocab, sizeof(int));
+    for (i = 0; i < n_vocab; i++)
+        if ((tk->type[i] == 3 || tk->type[i] == 4) && tk->len[i] > 0) tk->special[tk->n_special++] = i;
+    for (i = 1; i < tk->n_special; i++) {
+        int x = tk->special[i], j = i;
+        while (j > 0 && tk->len[tk->special[j - 1]] < tk->len[x]) { tk->special[j] = tk->special[j - 1]; j--; }
+        tk->special[j] = x;
+    }
+    tk->bos = gg_get_int(g, "tokenizer.ggml.bos_token_id", &v) && v >= 0 && v < n_vocab ? (int)v : -1;
+    tk->eos = gg_get_int(g, "tokenizer.ggml.eos_token_id", &v) && v >= 0 && v < n_vocab ? (int)v : -1;
+}
+
+static void tokenizer_free(tokenizer *tk) {
+    free(tk->text); free(tk->len); free(tk->type); free(tk->str_tab);
+    free(tk->pair_key); free(tk->pair_rank); free(tk->pair_out); free(tk->special);
+}
+
+/* BPE of one pre-tokenized piece; sym is scratch. A byte without a token of its
+ * own cannot merge and is dropped from the output, as llama.cpp does. */
+static void bpe_piece(const tokenizer *tk, const uint8_t *s, size_t n, ivec *sym, ivec *out) {
+    size_t i;
+    sym->n = 0;
+    for (i = 0; i < n; i++) ivec_push(sym, tk->byte_tok[s[i]]);
+    while (sym->n > 1) {
+        int best = -1, best_out = 0, r, o;
+        size_t bi = 0;
+        for (i = 0; i + 1 < sym->n; i++) {
+            if (sym->v[i] < 0 || sym->v[i + 1] < 0) continue;
+            r = pair_find(tk, sym->v[i], sym->v[i + 1], &o);
+            if (r >= 0 && (best < 0 || r < best)) { best = r; best_out = o; bi = i; }
+        }
+        if (best < 0) break;
+        sym->v[bi] = best_out;
+        memmove(sym->v + bi + 1, sym->v + bi + 2, (sym->n - bi - 2) * sizeof(int));
+        sym->n--;
+    }
+    for (i = 0; i < sym->n; i++)
+        if (sym->v[i] >= 0) ivec_push(out, sym->v[i]);
+}
+
+/* pre-tokenize text[0..n) (no control tokens inside) and BPE each piece; an
+ * invalid UTF-8 byte becomes U+FFFD (EF BF BD), as in llama.cpp */
+static void tokenize_plain(const tokenizer *tk, const uint8_t *text, size_t n, ivec *out) {
+    size_t ncp = 0, i, a, b, n_bad = 0;
+    uint32_t *cp;
+    size_t *off;
+    uint8_t *cl, *clean = NULL;
+    ivec sym = {NULL, 0, 0};
+    for (i = 0; i < n;) {
+        int len;
+        if (utf8_get(text + i, n - i, &len) >= 0x80 && len == 1) n_bad++;
+        i += (size_t)len;
+    }
+    if (n_bad) {
+        size_t o = 0;
+        clean = (uint8_t *)xmalloc(n + 2 * n_bad + 1, 1);
+        for (i = 0; i < n;) {
+            int len;
+            if (utf8_get(text + i, n - i, &len) >= 0x80 && len == 1) { clean[o++] = 0xEF; clean[o++] = 0xBF; clean[o++] = 0xBD; }
+            else memcpy(clean + o, text + i, (size_t)len), o += (size_t)len;
+            i += (size_t)len;
+        }
+        text = clean;
+        n = o;
+    }
+    cp = (uint32_t *)xmalloc(n + 1, sizeof(uint32_t));
+    off = (size_t *)xmalloc(n + 1, sizeof(size_t));
+    cl = (uint8_t *)xmalloc(n + 1, 1);
+    for (i = 0; i < n;) {
+        int len;
+        cp[ncp] = utf8_get(text + i, n - i, &len);
+        cl[ncp] = (uint8_t)cp_class(cp[ncp]);
+        off[ncp++] = i;
+        i += (size_t)len;
+    }
+    off[ncp] = n;
+    /* segments: each number code point alone; the GPT-2 regex runs inside the runs between them */
+    for (a = 0; a < ncp;) {
+        size_t end;
+        if (cl[a] == CL_NUMBER) { bpe_piece(tk, text + off[a], off[a + 1] - off[a], &sym, out); a++; continue; }
+        for (end = a; end < ncp && cl[end] != CL_NUMBER; end++) {}
+        for (i = a; i < end; i = b) {
+            uint32_t c = cp[i];
+            int nx = i + 1 < end ? cl[i + 1] : -1;
+            b = i + 1;
+            if (c == '\'' && i + 1 < end) {
+                uint32_t c1 = cp[i + 1], c2 = i + 2 < end ? cp[i + 2] : 0;
+                if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') { b = i + 2; goto emit; }
+                if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) { b = i + 3; goto emit; }
+            }
+            {
+                int k = cl[i];
+                size_t j = i;
+                if (c == ' ' && nx != -1 && nx != CL_SPACE) { j = i + 1; k = cl[i + 1]; }
+                if (k != CL_SPACE) {  /* ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+' */
+                    while (j < end && cl[j] == k) j++;
+                    b = j;
+                    goto emit;
+                }
+            }
+            /* whitespace: \s+(?!\S) leaves the last space to the next word; a lone one stands alone */
+            for (b = i; b < end && cl[b] == CL_SPACE; b++) {}
+            if (b < end && b - i > 1) b--;
+        emit:
+            bpe_piece(tk, text + off[i], off[b] - off[i], &sym, out);
+        }
+        a = end;
+    }
+    free(cp); free(off); free(cl); free(sym.v); free(clean);
+}
+
+/* text -> ids (no BOS: this model's GGUF sets add_bos_token = false); control tokens are parsed */
+static void tokenize(const tokenizer *tk, const uint8_t *text, size_t n, ivec *out) {
+    size_t i = 0, start = 0;
+    int s;
+    while (i < n) {
+        int hit = -1;
+        for (s = 0; s < tk->n_special; s++) {
+            int id = tk->special[s];
+            if ((size_t)tk->len[id] <= n - i && (uint8_t)tk->text[id][0] == text[i] && memcmp(tk->text[id], text + i, (size_t)tk->len[id]) == 0) { hit = id; break; }
+        }
+        if (hit < 0) { i++; continue; }
+        if (i > start) tokenize_plain(tk, text + start, i - start, out);
+        ivec_push(out, hit);
+        i += (size_t)tk->len[hit];
+        start = i;
+    }
+    if (n > start) tokenize_plain(tk, text + start, n - start, out);
+}
+
+/* the bytes a token stands for, into buf (cap >= 4 * token length); returns the length */
+static size_t detokenize(const tokenizer *tk, int id, char *buf) {
+    const uint8_t *s = (const uint8_t *)tk->text[id];
+    size_t n = (size_t)tk->len[id], i = 0, o = 0;
+    if (tk->type[id] != 1) { memcpy(buf, s, n); return n; }
+    while (i < n) {
+        int len;
+        uint32_t cp = utf8_get(s + i, n - i, &len);
+        if (cp < 324 && tk->cp_byte[cp] >= 0) buf[o++] = (char)tk->cp_byte[cp];
+        else { memcpy(buf + o, s + i, (size_t)len); o += (size_t)len; }
+        i += (size_t)len;
+    }
+    return o;
+}
+
+/* ------------------------------------------------------------------ >>kvcache
+ * The seam where a compressed KV cache plugs in. The forward pass hands every
+ * new key (after RoPE) and value to kv_store(); attention reads them back,
+ * decoded, through kv_read(). The fp32 reference keeps the vectors as they are.
+ * A test cache sets `roundtrip`, which kv_store() applies in place to each
+ * stored vector (encode, then decode), so attention sees exactly what a
+ * compressed cache would give back. Layout: [layer][kv_head][pos][head_dim]. */
+
+typedef void (*kv_roundtrip_fn)(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user);
+
+typedef struct {
+    int n_layer, n_kv_head, head_dim, n_ctx;
+    float *k, *v;                /* decoded vectors */
+    kv_roundtrip_fn roundtrip;   /* NULL: identity (the fp32 reference) */
+    void *user;
+} kv_cache;
+
+static void kv_init(kv_cache *c, const model *m, int n_ctx, kv_roundtrip_fn rt, void *user) {
+    size_t n = (size_t)m->n_layer * (size_t)m->n_head_kv * (size_t)n_ctx;
+    c->n_layer = m->n_layer; c->n_kv_head = m->n_head_kv; c->head_dim = m->head_dim; c->n_ctx = n_ctx;
+    c->k = (float *)xcalloc(n, (size_t)m->head_dim * sizeof(float));
+    c->v = (float *)xcalloc(n, (size_t)m->head_dim * sizeof(float));
+    c->roundtrip = rt;
+    c->user = user;
+}
+
+static void kv_free(kv_cache *c) { free(c->k); free(c->v); c->k = c->v = NULL; }
+
+static size_t kv_index(const kv_cache *c, int layer, int kv_head, int pos) {
+    return (((size_t)layer * (size_t)c->n_kv_head + (size_t)kv_head) * (size_t)c->n_ctx + (size_t)pos) * (size_t)c->head_dim;
+}
+
+/* k, v: [n_kv_head][head_dim] of the token at pos (k after RoPE) */
+static void kv_store(kv_cache *c, int layer, int pos, const float *k, const float *v) {
+    int h, d = c->head_dim;
+    if (pos < 0 || pos >= c->n_ctx) fail("internal: KV position %d outside the cache (%d)", pos, c->n_ctx);
+    for (h = 0; h < c->n_kv_head; h++) {
+        float *kd = c->k + kv_index(c, layer, h, pos), *vd = c->v + kv_index(c, layer, h, pos);
+        memcpy(kd, k + (size_t)h * d, (size_t)d * sizeof(float));
+        memcpy(vd, v + (size_t)h * d, (size_t)d * sizeof(float));
+        if (c->roundtrip) {
+            c->roundtrip(layer, h, 1, pos, kd, d, c->user);
+            c->roundtrip(layer, h, 0, pos, vd, d, c->user);
+        }
+    }
+}
+
+/* decoded keys (is_key) or values of one layer and KV head: [pos][head_dim] for the positions stored so far */
+static const float *kv_read(const kv_cache *c, int layer, int kv_head, int is_key) {
+    return (is_key ? c->k : c->v) + kv_index(c, layer, kv_head, 0);
+}
+
+/* Test caches available from the command line, as roundtrip functions. */
+static void rt_identity(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+    (void)layer; (void)kv_head; (void)is_key; (void)pos; (void)vec; (void)d; (void)user;
+}
+static void rt_fp16(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+    int i;
+    (void)layer; (void)kv_head; (void)is_key; (void)pos; (void)user;
+    for (i = 0; i < d; i++) vec[i] = f16_to_f32(f32_to_f16(vec[i]));
+}
+/* symmetric absmax per vector, 2^(bits-1)-1 levels each side; user points at an int bit count */
+static void rt_absmax(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+    int i, q = (1 << (*(const int *)user - 1)) - 1;
+    float amax = 0.0f, s;
+    (void)layer; (void)kv_head; (void)is_key; (void)pos;
+    for (i = 0; i < d; i++) amax = fabsf(vec[i]) > amax ? fabsf(vec[i]) : amax;
+    if (amax == 0.0f) return;
+    s = amax / (float)q;
+    for (i = 0; i < d; i++) vec[i] = s * (float)(int)lrintf(vec[i] / s);
+}
+
+/* The test caches --compare can name: add a codec here (its roundtrip function and
+ * the int its `user` pointer points at). */
+static const struct { const char *name; kv_roundtrip_fn fn; int arg; } test_caches[] = {
+    {"identity", rt_identity, 0},  /* must give KL 0 and 100% top-1: checks the side-by-side machinery */
+    {"fp16", rt_fp16, 0},          /* an fp16 cache */
+    {"q8", rt_absmax, 8},          /* naive per-vector absmax int8 */
+    {"q4", rt_absmax, 4},          /* naive per-vector absmax int4 */
+};
+
+/* ------------------------------------------------------------------ >>forward */
+
+typedef struct {
+    int max_T, n_ctx;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *scores, *rope_cs;
+} scratch;
+
+static void scratch_init(scratch *s, const model *m, int max_T, int n_ctx) {
+    size_t T = (size_t)max_T, E = (size_t)m->n_embd, KV = (size_t)m->n_head_kv * (size_t)m->head_dim, F = (size_t)m->n_ff;
+    int p, i, half = m->head_dim / 2;
+    s->max_T = max_T;
+    s->n_ctx = n_ctx;
+    s->x = (float *)xmalloc(T * E, sizeof(float));
+    s->xb = (float *)xmalloc(T * E, sizeof(float));
+    s->xb2 = (float *)xmalloc(T * E, sizeof(float));
+    s->q = (float *)xmalloc(T * E, sizeof(float));
+    s->att = (float *)xmalloc(T * E, sizeof(float));
+    s->k = (float *)xmalloc(T * KV, sizeof(float));
+    s->v = (float *)xmalloc(T * KV, sizeof(float));
+    s->hb = (float *)xmalloc(T * F, sizeof(float));
+    s->hb2 = (float *)xmalloc(T * F, sizeof(float));
+    s->scores = (float *)xmalloc((size_t)n_ctx, sizeof(float));
+    /* RoPE table: angle pos * theta^(-2i/head_dim) for pair i, positions 0..n_ctx-1 */
+    s->rope_cs = (float *)xmalloc((size_t)n_ctx * (size_t)half, 2 * sizeof(float));
+    for (p = 0; p < n_ctx; p++)
+        for (i = 0; i < half; i++) {
+            double ang = (double)p * pow((double)m->rope_theta, -2.0 * i / (double)m->head_dim);
+            s->rope_cs[((size_t)p * half + i) * 2] = (float)cos(ang);
+            s->rope_cs[((size_t)p * half + i) * 2 + 1] = (float)sin(ang);
+        }
+}
+
+static void scratch_free(scratch *s) {
+    free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->att); free(s->k); free(s->v);
+    free(s->hb); free(s->hb2); free(s->scores); free(s->rope_cs);
+}
+
+/* y[t][o] = sum_i W[o][i] x[t][i] for T tokens; x [T][n_in], y [T][n_out] */
+static void matmul(float *y, const float *x, const mat *m, int T) {
+    const int n_in = m->n_in, n_out = m->n_out, n_pan = (n_out + 7) / 8;
+    int p, t, i, k;
+    for (p = 0; p < n_pan; p++) {
+        const float *wp = m->w + (size_t)p * (size_t)n_in * 8;
+        const int o0 = p * 8, no = n_out - o0 < 8 ? n_out - o0 : 8;
+        for (t = 0; t + 4 <= T; t += 4) {
+            const float *x0 = x + (size_t)t * n_in, *x1 = x0 + n_in, *x2 = x1 + n_in, *x3 = x2 + n_in;
+            float a0[8], a1[8], a2[8], a3[8];
+            for (k = 0; k < 8; k++) a0[k] = a1[k] = a2[k] = a3[k] = 0.0f;
+            for (i = 0; i + 2 <= n_in; i += 2) {  /* two inputs a step: 8 outputs x 4 tokens, GCC -O2 vectorizes k */
+                const float *w = wp + (size_t)i * 8, b0 = x0[i], b1 = x1[i], b2 = x2[i], b3 = x3[i];
+                const float c0 = x0[i + 1], c1 = x1[i + 1], c2 = x2[i + 1], c3 = x3[i + 1];
+                for (k = 0; k < 8; k++) {
+                    a0[k] += b0 * w[k] + c0 * w[k + 8];
+                    a1[k] += b1 * w[k] + c1 * w[k + 8];
+                    a2[k] += b2 * w[k] + c2 * w[k + 8];
+                    a3[k] += b3 * w[k] + c3 * w[k + 8];
+                }
+            }
+            for (; i < n_in; i++) {
+                const float *w = wp + (size_t)i * 8, b0 = x0[i], b1 = x1[i], b2 = x2[i], b3 = x3[i];
+                for (k = 0; k < 8; k++) {
+                    a0[k] += b0 * w[k];
+                    a1[k] += b1 * w[k];
+                    a2[k] += b2 * w[k];
+                    a3[k] += b3 * w[k];
+                }
+            }
+            for (k = 0; k < no; k++) {
+                y[(size_t)t * n_out + o0 + k] = a0[k];
+                y[(size_t)(t + 1) * n_out + o0 + k] = a1[k];
+                y[(size_t)(t + 2) * n_out + o0 + k] = a2[k];
+                y[(size_t)(t + 3) * n_out + o0 + k] = a3[k];
+            }
+        }
+        for (; t < T; t++) {
+            const float *x0 = x + (size_t)t * n_in;
+            float a0[8];
+            for (k = 0; k < 8; k++) a0[k] = 0.0f;
+            for (i = 0; i < n_in; i++) {
+                const float *w = wp + (size_t)i * 8, b0 = x0[i];
+                for (k = 0; k < 8; k++) a0[k] += b0 * w[k];
+            }
+            for (k = 0; k < no; k++) y[(size_t)t * n_out + o0 + k] = a0[k];
+        }
+    }
+}
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    float r;
+    int i;
+    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    r = (float)(1.0 / sqrt(ss / n + eps));
+    for (i = 0; i < n; i++) o[i] = x[i] * r * w[i];
+}
+
+/* rotate pairs (x[2i], x[2i+1]) by the angle of (pos, i): GGUF's llama layout ("normal" RoPE) */
+static void rope(float *x, int n_heads, int hd, const float *cs) {
+    int h, i;
+    for (h = 0; h < n_heads; h++, x += hd)
+        for (i = 0; i < hd / 2; i++) {
+            const float c = cs[2 * i], s = cs[2 * i + 1], x0 = x[2 * i], x1 = x[2 * i + 1];
+            x[2 * i] = x0 * c - x1 * s;
+            x[2 * i + 1] = x0 * s + x1 * c;
+        }
+}
+
+static float dot(const float *a, const float *b, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i, k;
+    for (i = 0; i + 8 <= n; i += 8)
+        for (k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
+    for (; i < n; i++) acc[0] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* tokens[0..T) at positions pos0..pos0+T-1: stores their K/V in c and writes logits
+ * [T][n_vocab] (all_logits) or [1][n_vocab] of the last token, if logits != NULL */
+static void forward(const model *m, scratch *s, kv_cache *c, const int *tokens, int T, int pos0, float *logits, int all_logits) {
+    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, F = m->n_ff, grp = m->n_head / m->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int l, t, h, i, j;
+    if (T < 1 || T > s->max_T || pos0 < 0 || pos0 + T > s->n_ctx || pos0 + T > c->n_ctx) fail("internal: bad forward call (T %d at %d)", T, pos0);
+    for (t = 0; t < T; t++) {
+        const int id = tokens[t];
+        const float *pan;
+        if (id < 0 || id >= m->n_vocab) fail("token id %d out of range", id);
+        pan = m->tok_embd.w + (size_t)(id / 8) * (size_t)E * 8 + id % 8;
+        for (i = 0; i < E; i++) s->x[(size_t)t * E + i] = pan[(size_t)i * 8];
+    }
+    for (l = 0; l < m->n_layer; l++) {
+        const layer *L = &m->layers[l];
+        for (t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * E, s->x + (size_t)t * E, L->attn_norm, E, m->eps);
+        matmul(s->q, s->xb, &L->wq, T);
+        matmul(s->k, s->xb, &L->wk, T);
+        matmul(s->v, s->xb, &L->wv, T);
+        for (t = 0; t < T; t++) {
+            const float *cs = s->rope_cs + (size_t)(pos0 + t) * hd;
+            rope(s->q + (size_t)t * E, m->n_head, hd, cs);
+            rope(s->k + (size_t)t * KV, m->n_head_kv, hd, cs);
+            kv_store(c, l, pos0 + t, s->k + (size_t)t * KV, s->v + (size_t)t * KV);
+        }
+        /* causal attention of each token over the decoded cache, positions 0..pos */
+        for (h = 0; h < m->n_head; h++) {
+            const float *K = kv_read(c, l, h / grp, 1), *V = kv_read(c, l, h / grp, 0);
+            for (t = 0; t < T; t++) {
+                const int n = pos0 + t + 1;
+                const float *q = s->q + (size_t)t * E + (size_t)h * hd;
+                float *o = s->att + (size_t)t * E + (size_t)h * hd, mx = -INFINITY, *sc = s->scores;
+                double sum = 0.0;
+                float inv, acc[MAX_HEAD_DIM];
+                for (j = 0; j < n; j++) {
+                    sc[j] = dot(q, K + (size_t)j * hd, hd) * scale;
+                    mx = sc[j] > mx ? sc[j] : mx;
+                }
+                for (j = 0; j < n; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
+                inv = (float)(1.0 / sum);
+                for (i = 0; i < hd; i++) acc[i] = 0.0f;
+                for (j = 0; j < n; j++) {  /* a local accumulator, 8 lanes a step: GCC keeps it vectorized */
+                    const float p = sc[j] * inv, *vr = V + (size_t)j * hd;
+                    int k;
+                    for (i = 0; i < hd; i += 8)
+                        for (k = 0; k < 8; k++) acc[i + k] += p * vr[i + k];
+                }
+                for (i = 0; i < hd; i++) o[i] = acc[i];
+            }
+        }
+        matmul(s->xb2, s->att, &L->wo, T);
+        for (i = 0; i < T * E; i++) s->x[i] += s->xb2[i];
+        for (t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * E, s->x + (size_t)t * E, L->ffn_norm, E, m->eps);
+        matmul(s->hb, s->xb, &L->wgate, T);
+        matmul(s->hb2, s->xb, &L->wup, T);
+        for (i = 0; i < T * F; i++) s->hb[i] = s->hb[i] / (1.0f + expf(-s->hb[i])) * s->hb2[i];
+        matmul(s->xb2, s->hb, &L->wdown, T);
+        for (i = 0; i < T * E; i++) s->x[i] += s->xb2[i];
+    }
+    if (!logits) return;
+    if (all_logits) {
+        for (t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * E, s->x + (size_t)t * E, m->out_norm, E, m->eps);
+        matmul(logits, s->xb, &m->output, T);
+    } else {
+        rmsnorm(s->xb, s->x + (size_t)(T - 1) * E, m->out_norm, E, m->eps);
+        matmul(logits, s->xb, &m->output, 1);
+    }
+}
+
+/* ------------------------------------------------------------------ >>modes */
+
+static int argmax(const float *x, int n) {
+    int i, b = 0;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* log-sum-exp of logits, in double */
+static double logsumexp(const float *x, int n) {
+    double mx = x[0], s = 0.0;
+    int i;
+    for (i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (i = 0; i < n; i++) s += exp((double)x[i] - mx);
+    return mx + log(s);
+}
+
+/* KL(p||q) of the softmaxes of logits a (p) and b (q) */
+static double kl_div(const float *a, const float *b, int n) {
+    double la = logsumexp(a, n), lb = logsumexp(b, n), kl = 0.0;
+    int i;
+    for (i = 0; i < n; i++) {
+        double lpa = (double)a[i] - la, lpb = (double)b[i] - lb;
+        kl += exp(lpa) * (lpa - lpb);
+    }
+    return kl > 0.0 ? kl : 0.0;
+}
+
+static void text_tokens(const tokenizer *tk, const char *path, ivec *ids) {
+    size_t n;
+    uint8_t *buf = read_file(path, (size_t)64 << 20, &n);
+    tokenize(tk, buf, n, ids);
+    free(buf);
+}
+
+static void run_eval(const model *m, const tokenizer *tk, const char *path, int ctx, int n_tokens, const char *compare, int batch) {
+    ivec ids = {NULL, 0, 0};
+    kv_cache ref, test;
+    scratch s;
+    float *lr, *lt = NULL;
+    double nll_ref = 0.0, nll_test = 0.0, kl_sum = 0.0, kl_max = 0.0, t0, t_fwd = 0.0;
+    long n_pred = 0, n_agree = 0, n_fwd = 0;
+    int start, n_win = 0, bits = 0, V = m->n_vocab;
+    kv_roundtrip_fn rt = NULL;
+    text_tokens(tk, path, &ids);
+    if (ids.n < 2) fail("%s has fewer than 2 tokens", path);
+    if ((size_t)n_tokens > ids.n) {
+        fprintf(stderr, "smollm2: note: %s has only %zu tokens; evaluating all of them\n", path, ids.n);
+        n_tokens = (int)ids.n;
+    }
+    if (compare) {
+        size_t k;
+        for (k = 0; k < sizeof test_caches / sizeof test_caches[0]; k++)
+            if (strcmp(compare, test_caches[k].name) == 0) { rt = test_caches[k].fn; bits = test_caches[k].arg; }
+        if (!rt) fail("--compare: unknown test cache %s (see test_caches[] in the source)", compare);
+    }
+    kv_init(&ref, m, ctx, NULL, NULL);
+    if (rt) kv_init(&test, m, ctx, rt, &bits);
+    scratch_init(&s, m, batch, ctx);
+    lr = (float *)xmalloc((size_t)batch * (size_t)V, sizeof(float));
+    if (rt) lt = (float *)xmalloc((size_t)batch * (size_t)V, sizeof(float));
+    for (start = 0; start + 1 < n_tokens; start += ctx) {
+        const int len = n_tokens - start < ctx ? n_tokens - start : ctx;
+        int p, j;
+        n_win++;
+        for (p = 0; p < len; p += batch) {
+            const int T = len - p < batch ? len - p : batch;
+            t0 = now_s();
+            forward(m, &s, &ref, ids.v + start + p, T, p, lr, 1);
+            if (rt) forward(m, &s, &test, ids.v + start + p, T, p, lt, 1);
+            t_fwd += now_s() - t0;
+            n_fwd += T;
+            for (j = 0; j < T && p + j + 1 < len; j++) {
+                const int target = ids.v[start + p + j + 1];
+                const float *a = lr + (size_t)j * V;
+                nll_ref += logsumexp(a, V) - a[target];
+                if (rt) {
+                    const float *b = lt + (size_t)j * V;
+                    double kl = kl_div(a, b, V);
+                    nll_test += logsumexp(b, V) - b[target];
+                    kl_sum += kl;
+                    kl_max = kl > kl_max ? kl : kl_max;
+                    n_agree += argmax(a, V) == argmax(b, V);
+                }
+                n_pred++;
+            }
+        }
+        fprintf(stderr, "  window %d: %d tokens, running ppl %.4f\n", n_win, len, exp(nll_ref / (double)n_pred));
+    }
+    printf("eval %s: %d tokens, %d window(s) of up to %d, %ld predictions\n", path, n_tokens, n_win, ctx, n_pred);
+    printf("ref  cache fp32:     ppl %.4f\n", exp(nll_ref / (double)n_pred));
+    if (rt) {
+        printf("test cache %-8s  ppl %.4f  mean KL(ref||test) %.6g  max KL %.6g  top-1 agreement %.4f%%\n", compare,
+               exp(nll_test / (double)n_pred), kl_sum / (double)n_pred, kl_max, 100.0 * (double)n_agree / (double)n_pred);
+    }
+    printf("forward speed: %.1f tokens/s (batch %d, %s cache%s, CPU time of one core)\n", (double)n_fwd * (rt ? 2 : 1) / t_fwd, batch,
+           rt ? "two" : "one", rt ? "s" : "");
+    kv_free(&ref);
+    scratch_free(&s);
+    if (rt) { kv_free(&test); free(lt); }
+    free(lr);
+    free(ids.v);
+}
+
+static void run_generate(const model *m, const tokenizer *tk, const char *prompt, int n_gen, int chat, int batch) {
+    ivec ids = {NULL, 0, 0};
+    scratch s;
+    kv_cache c;
+    float *logits = (float *)xmalloc((size_t)m->n_vocab, sizeof(float));
+    char *text = NULL, piece[16384];
+    size_t plen = strlen(prompt);
+    int p, i, n_ctx, n_prompt;
+    double t0, t_prompt, t_gen;
+    if (chat) {
+        static const char pre[] = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n";
+        static const char post[] = "<|im_end|>\n<|im_start|>assistant\n";
+        text = (char *)xmalloc(plen + sizeof pre + sizeof post, 1);
+        memcpy(text, pre, sizeof pre - 1);
+        memcpy(text + sizeof pre - 1, prompt, plen);
+        memcpy(text + sizeof pre - 1 + plen, post, sizeof post);
+    }
+    tokenize(tk, (const uint8_t *)(text ? text : prompt), text ? strlen(text) : plen, &ids);
+    if (ids.n == 0) fail("the prompt has no tokens");
+    if (ids.n + (size_t)n_gen > (size_t)m->n_ctx_train) fail("prompt (%zu tokens) + --n %d exceeds the context (%d)", ids.n, n_gen, m->n_ctx_train);
+    n_prompt = (int)ids.n;
+    n_ctx = n_prompt + n_gen;
+    kv_init(&c, m, n_ctx, NULL, NULL);
+    scratch_init(&s, m, batch, n_ctx);
+    t0 = now_s();
+    for (p = 0; p < (int)ids.n; p += batch) {
+        int T = (int)ids.n - p < batch ? (int)ids.n - p : batch;
+        forward(m, &s, &c, ids.v + p, T, p, logits, 0);
+    }
+    t_prompt = now_s() - t0;
+    fwrite(text ? text : prompt, 1, text ? strlen(text) : plen, stdout);
+    fflush(stdout);
+    t0 = now_s();
+    for (i = 0; i < n_gen; i++) {
+        int next = argmax(logits, m->n_vocab);
+        if (next == tk->eos || next == 0) break;
+        fwrite(piece, 1, detokenize(tk, next, piece), stdout);
+        fflush(stdout);
+        ivec_push(&ids, next);
+        if (i + 1 < n_gen) forward(m, &s, &c, &next, 1, (int)ids.n - 1, logits, 0);
+    }
+    t_gen = now_s() - t0;
+    printf("\n");
+    fprintf(stderr, "smollm2: prompt %d tokens at %.1f tokens/s; generated %d tokens at %.1f tokens/s (CPU time, one core)\n", n_prompt,
+            (double)n_prompt / (t_prompt > 0 ? t_prompt : 1e-9), i, (double)i / (t_gen > 0 ? t_gen : 1e-9));
+    kv_free(&c);
+    scratch_free(&s);
+    free(logits);
+    free(text);
+    free(ids.v);
+}
+
+static void run_logits(const model *m, const tokenizer *tk, const char *prompt, const char *out_path, int batch) {
+    ivec ids = {NULL, 0, 0};
+    scratch s;
+    kv_cache c;
+    float *logits = (float *)xmalloc((size_t)m->n_vocab, sizeof(float));
+    uint8_t *bytes = (uint8_t *)xmalloc((size_t)m->n_vocab, 4);
+    FILE *f;
+    int p, i;
+    tokenize(tk, (const uint8_t *)prompt, strlen(prompt), &ids);
+    if (ids.n == 0 || ids.n > (size_t)m->n_ctx_train) fail("the prompt has %zu tokens", ids.n);
+    kv_init(&c, m, (int)ids.n, NULL, NULL);
+    scratch_init(&s, m, batch, (int)ids.n);
+    for (p = 0; p < (int)ids.n; p += batch) {
+        int T = (int)ids.n - p < batch ? (int)ids.n - p : batch;
+        forward(m, &s, &c, ids.v + p, T, p, logits, 0);
+    }
+    for (i = 0; i < m->n_vocab; i++) { uint32_t b; memcpy(&b, &logits[i], 4); wr32le(bytes + 4 * (size_t)i, b); }
+    f = fopen(out_path, "wb");
+    if (!f || fwrite(bytes, 4, (size_t)m->n_vocab, f) != (size_t)m->n_vocab || fclose(f) != 0) fail("cannot write %s", out_path);
+    printf("%zu tokens; top-1 next token %d; %d logits written to %s\n", ids.n, argmax(logits, m->n_vocab), m->n_vocab, out_path);
+    kv_free(&c);
+    scratch_free(&s);
+    free(bytes);
+    free(logits);
+    free(ids.v);
+}
+
+/* Format of a KV dump (all little-endian), documented in data/README.md:
+ *   0 "KVTCKV01" | 8 u32 version = 1 | 12 u32 n_layers dumped | 16 u32 n_kv_heads | 20 u32 head_dim
+ *  24 u32 n_tokens | 28 f32 rope theta | 32 u32 rope convention (0: pairs (2i, 2i+1)) | 36 u32 dtype (0 f32, 1 f16)
+ *  40 u32 n_layers of the model | 44 u8 layer ids[16] (0xFF unused) | 60 u32 reserved = 0
+ *  64 K [layer][token][kv_head][head_dim], then V with the same shape */
+static void run_dump_kv(const model *m, const tokenizer *tk, const char *text_path, const char *out_path, int n_tok,
+                        const int *layers, int n_layers, int as_f32, int batch) {
+    ivec ids = {NULL, 0, 0};
+    scratch s;
+    kv_cache c;
+    uint8_t hdr[64];
+    FILE *f;
+    int p, li, t, h, d, kv, esz = as_f32 ? 4 : 2;
+    uint8_t *row = (uint8_t *)xmalloc((size_t)m->head_dim, 4);
+    float theta = m->rope_theta;
+    uint32_t tb;
+    text_tokens(tk, text_path, &ids);
+    if (ids.n < (size_t)n_tok) fail("%s has only %zu tokens, fewer than --dump-tokens %d", text_path, ids.n, n_tok);
+    kv_init(&c, m, n_tok, NULL, NULL);
+    scratch_init(&s, m, batch, n_tok);
+    for (p = 0; p < n_tok; p += batch) forward(m, &s, &c, ids.v + p, n_tok - p < batch ? n_tok - p : batch, p, NULL, 0);
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, "KVTCKV01", 8);
+    wr32le(hdr + 8, 1);
+    wr32le(hdr + 12, (uint32_t)n_layers);
+    wr32le(hdr + 16, (uint32_t)m->n_head_kv);
+    wr32le(hdr + 20, (uint32_t)m->head_dim);
+    wr32le(hdr + 24, (uint32_t)n_tok);
+    memcpy(&tb, &theta, 4);
+    wr32le(hdr + 28, tb);
+    wr32le(hdr + 32, 0);
+    wr32le(hdr + 36, as_f32 ? 0u : 1u);
+    wr32le(hdr + 40, (uint32_t)m->n_layer);
+    memset(hdr + 44, 0xFF, 16);
+    for (li = 0; li < n_layers; li++) hdr[44 + li] = (uint8_t)layers[li];
+    f = fopen(out_path, "wb");
+    if (!f || fwrite(hdr, 1, 64, f) != 64) fail("cannot write %s", out_path);
+    for (kv = 1; kv >= 0; kv--)
+        for (li = 0; li < n_layers; li++)
+            for (t = 0; t < n_tok; t++)
+                for (h = 0; h < m->n_head_kv; h++) {
+                    const float *v = kv_read(&c, layers[li], h, kv) + (size_t)t * m->head_dim;
+                    for (d = 0; d < m->head_dim; d++) {
+                        if (as_f32) { uint32_t b; memcpy(&b, &v[d], 4); wr32le(row + 4 * d, b); }
+                        else { uint16_t b = f32_to_f16(v[d]); row[2 * d] = (uint8_t)b; row[2 * d + 1] = (uint8_t)(b >> 8); }
+                    }
+                    if (fwrite(row, (size_t)esz, (size_t)m->head_dim, f) != (size_t)m->head_dim) fail("cannot write %s", out_path);
+                }
+    if (fclose(f) != 0) fail("cannot write %s", out_path);
+    printf("wrote %s: %d tokens of %s, %d layers, %d KV heads x %d, %s\n", out_path, n_tok, text_path, n_layers, m->n_head_kv,
+           m->head_dim, as_f32 ? "f32" : "f16");
+    kv_free(&c);
+    scratch_free(&s);
+    free(row);
+    free(ids.v);
+}
+
+/* ------------------------------------------------------------------ >>main */
+
+static int parse_int(const char *s, const char *flag, int lo, int hi) {
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) fail("%s wants an integer in [%d, %d], got \"%s\"", flag, lo, hi, s);
+    return (int)v;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: smollm2 [--model PATH] MODE\n"
+            "  --info\n"
+            "  --prompt TEXT [--n 64] [--chat]\n"
+            "  --eval FILE [--ctx 1024] [--tokens 4096] [--compare identity|fp16|q8|q4] [--batch 32]\n"
+            "  --tokens-of TEXT | --tokens-of-file FILE\n"
+            "  --logits TEXT OUTFILE\n"
+            "  --dump-kv OUTFILE --text FILE [--dump-tokens 1024] [--dump-layers 0,1,15,29] [--dump-f32]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    const char *model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf", *prompt = NULL, *eval = NULL, *compare = NULL;
+    const char *tokens_of = NULL, *tokens_file = NULL, *logits_text = NULL, *logits_out = NULL, *dump = NULL, *dump_text = NULL;
+    const char *dump_layers = "0,1,15,29";
+    int n_gen = 64, ctx = 1024, n_tokens = 4096, batch = 32, chat = 0, info = 0, dump_tokens = 1024, dump_f32 = 0, i, modes;
+    gguf g;
+    model m;
+    tokenizer tk;
+    double t0;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define ARG() (i + 1 < argc ? argv[++i] : (fail("%s needs a value", a), ""))
+        if (!strcmp(a, "--model")) model_path = ARG();
+        else if (!strcmp(a, "--info")) info = 1;
+        else if (!strcmp(a, "--prompt")) prompt = ARG();
+        else if (!strcmp(a, "--n")) n_gen = parse_int(ARG(), a, 0, 1 << 20);
+        else if (!strcmp(a, "--chat")) chat = 1;
+        else if (!strcmp(a, "--eval")) eval = ARG();
+        else if (!strcmp(a, "--ctx")) ctx = parse_int(ARG(), a, 2, 1 << 20);
+        else if (!strcmp(a, "--tokens")) n_tokens = parse_int(ARG(), a, 2, 1 << 28);
+        else if (!strcmp(a, "--compare")) compare = ARG();
+        else if (!strcmp(a, "--batch")) batch = parse_int(ARG(), a, 1, 512);
+        else if (!strcmp(a, "--tokens-of")) tokens_of = ARG();
+        else if (!strcmp(a, "--tokens-of-file")) tokens_file = ARG();
+        else if (!strcmp(a, "--logits")) { logits_text = ARG(); logits_out = ARG(); }
+        else if (!strcmp(a, "--dump-kv")) dump = ARG();
+        else if (!strcmp(a, "--text")) dump_text = ARG();
+        else if (!strcmp(a, "--dump-tokens")) dump_tokens = parse_int(ARG(), a, 1, 1 << 20);
+        else if (!strcmp(a, "--dump-layers")) dump_layers = ARG();
+        else if (!strcmp(a, "--dump-f32")) dump_f32 = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) usage();
+        else { fprintf(stderr, "smollm2: unknown argument %s\n", a); usage(); }
+#undef ARG
+    }
+    modes = info + !!prompt + !!eval + !!tokens_of + !!tokens_file + !!logits_text + !!dump;
+    if (modes != 1) usage();
+
+    t0 = now_s();
+    gguf_load(&g, model_path);
+    if (info) { gguf_print_info(&g); gguf_free(&g); return 0; }
+    model_load(&m, &g);
+    tokenizer_load(&tk, &g, m.n_vocab);
+    fprintf(stderr, "smollm2: %s: %d layers, width %d, %d heads / %d KV heads x %d, ffn %d, vocab %d, rope theta %g, loaded in %.2f s\n",
+            model_path, m.n_layer, m.n_embd, m.n_head, m.n_head_kv, m.head_dim, m.n_ff, m.n_vocab, m.rope_theta, now_s() - t0);
+    if (ctx > m.n_ctx_train) fail("--ctx %d exceeds the model's context %d", ctx, m.n_ctx_train);
+
+    if (tokens_of || tokens_file) {
+        ivec ids = {NULL, 0, 0};
+        size_t k;
+        if (tokens_of) tokenize(&tk, (const uint8_t *)tokens_of, strlen(tokens_of), &ids);
+        else text_tokens(&tk, tokens_file, &ids);
+        for (k = 0; k < ids.n; k++) printf(k ? " %d" : "%d", ids.v[k]);
+        printf("\n");
+        free(ids.v);
+    } else if (prompt) {
+        run_generate(&m, &tk, prompt, n_gen, chat, batch);
+    } else if (eval) {
+        run_eval(&m, &tk, eval, ctx, n_tokens, compare, batch);
+    } else if (logits_text) {
+        run_logits(&m, &tk, logits_text, logits_out, batch);
+    } else if (dump) {
+        int layers[16], n_layers = 0;
+        const char *p = dump_layers;
+        if (!dump_text) fail("--dump-kv needs --text FILE");
+        while (*p) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || v < 0 || v >= m.n_layer || n_layers == 16) fail("--dump-layers: bad list \"%s\"", dump_layers);
+            layers[n_layers++] = (int)v;
+            p = *end == ',' ? end + 1 : end;
+            if (*end && *end != ',') fail("--dump-layers: bad list \"%s\"", dump_layers);
+        }
+        if (n_layers == 0) fail("--dump-layers: empty list");
+        run_dump_kv(&m, &tk, dump_text, dump, dump_tokens, layers, n_layers, dump_f32, batch);
+    }
+    tokenizer_free(&tk);
+    model_free(&m);
+    gguf_free(&g);
+    return 0;
+}
