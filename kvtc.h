@@ -1,4 +1,4 @@
-/* kvtc.h - KV-cache compression for LLM inference, CPU reference.  v0.1.0
+/* kvtc.h - KV-cache compression for LLM inference, CPU reference.  v0.2.0
  *
  * kvtc compresses the key/value cache of transformer inference 4-20x and
  * attends over the compressed cache directly. This file is the whole C99
@@ -42,6 +42,8 @@
  * Infallible helpers (RNG, half conversions, kvtc_version) return values.
  *
  * Revisions
+ *   0.2.0 (2026-11-23) KVTC transform coding: RoPE, eigensolver, calibration
+ *                      blobs, bit allocation, variable-width packing, chunks.
  *   0.1.0 (2026-11-23) first release: RNG, rotations, Lloyd-Max, TQ MSE/prod,
  *                      affine, paged cache, reference decode attention.
  *
@@ -54,9 +56,9 @@
 #include <stdint.h>
 
 #define KVTC_VERSION_MAJOR 0
-#define KVTC_VERSION_MINOR 1
+#define KVTC_VERSION_MINOR 2
 #define KVTC_VERSION_PATCH 0
-#define KVTC_VERSION_STRING "0.1.0"
+#define KVTC_VERSION_STRING "0.2.0"
 /* Version of every packed layout documented below; bumped when one changes. */
 #define KVTC_FORMAT_VERSION 1
 
@@ -3595,5 +3597,6 @@ OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
 ------------------------------------------------------------------------------
 Revision history
+  0.2.0 (2026-11-23) KVTC transform coding on the CPU.
   0.1.0 (2026-11-23) first release.
 */

@@ -1,4 +1,4 @@
-/* kvtc_cuda.cuh - GPU kernels of kvtc and their host launchers.  v0.1.0
+/* kvtc_cuda.cuh - GPU kernels of kvtc and their host launchers.  v0.2.0
  *
  * The declarations below are plain C (they need kvtc.h and the CUDA runtime
  * headers), so a C program can call the launchers. The kernels and launcher
