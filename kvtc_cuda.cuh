@@ -440,7 +440,8 @@ static __device__ __forceinline__ bool kvtc__locate(const kvtc__args &a, int v, 
 /* >>compress
  * kvtc__k_compress<EPL>   CPU twin: kvtc_cache_write / kvtc_codec_encode
  * grid (ceil(n_vectors / 4), 1 or 2 tensors), block 128 (4 warps), one vector per warp
- * smem 4 * EPL * 160 B + 2 KiB tables; bound: HBM (fp16 in, records out) */
+ * smem 4 * EPL * 160 B + 2 KiB tables; EPL=4: 80 regs, 0 spills @ sm_90, CUDA 13.0
+ * measured bound: instruction issue (all 32 lanes repeat the per-vector scalar work), not HBM */
 template <int EPL>
 __global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_compress(const kvtc__args a) {
     __shared__ float s_cent[1 << KVTC_MAX_BITS], s_bnd[1 << KVTC_MAX_BITS];
@@ -591,7 +592,7 @@ __global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_compress(cons
 
 /* >>decompress
  * kvtc__k_decompress<EPL>   CPU twin: kvtc_cache_read / kvtc_codec_decode
- * grid (ceil(n_vectors / 4)), block 128, one vector per warp; bound: HBM */
+ * grid (ceil(n_vectors / 4)), block 128, one vector per warp; EPL=4: 56 regs, 0 spills @ sm_90 */
 template <int EPL>
 __global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_decompress(const kvtc__args a) {
     __shared__ float s_cent[1 << KVTC_MAX_BITS];
@@ -884,10 +885,12 @@ static __device__ void kvtc__rotate_row(const kvtc__dc &c, const float *src_f, c
     }
 }
 
-/* kvtc__k_attn<EPL>   CPU twin: kvtc_attn_decode
- * grid (n_kv_heads, n_seqs, n_split), block 128 (4 warps); dynamic smem (see launcher).
- * Scores: lane = token (32 tokens per warp step), values: lane = EPL output dims.
- * bytes per token and KV head: K codes + norm, V codes + norm/scales; bound: HBM / issue */
+/* kvtc__k_attn<EPL, KB, VB, GQ>   CPU twin: kvtc_attn_decode
+ * grid (n_kv_heads, n_seqs, n_split), block 128 (4 warps); dynamic smem (kvtc__attn_smem, ~37 KiB
+ * at d=128 K4/V4). Each warp takes 32 tokens per step: cp.async stages their K and V records into
+ * padded shared rows; scores with lane = token; values with lane = EPL output dims.
+ * <4,4,4,4>: 106 regs, <4,0,0,0>: 110 regs, 0 spills @ sm_90, CUDA 13.0; 4 blocks/SM.
+ * bytes per token and KV head: d*kb/8 + 2 (K), d*vb/8 + 2 (V); measured bound: instruction issue */
 template <int EPL, int KB, int VB, int GQ>
 __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) {
     extern __shared__ float smem[];
