@@ -1141,34 +1141,27 @@ static void kvtc__rotate_one(const kvtc_rotation *rot, const float *x, float *y,
     }
 }
 
-static kvtc_status kvtc__rotation_check(const kvtc_rotation *rot, const float *in, size_t n, const float *out,
-                                        size_t out_count) {
-    size_t need;
+/* Rotate n row vectors forward or back, after checking the arguments. */
+static kvtc_status kvtc__rotation_batch(const kvtc_rotation *rot, const float *in, size_t n, float *out,
+                                        size_t out_count, int transpose) {
+    size_t need, v, d;
     if (!rot || (n && (!in || !out))) return KVTC_ERR_NULL;
     if (rot->head_dim < 2 || rot->head_dim > KVTC_MAX_HEAD_DIM) return KVTC_ERR_DIM;
     if (!kvtc__mul_size(n, (size_t)rot->head_dim, &need)) return KVTC_ERR_OVERFLOW;
     if (out_count < need) return KVTC_ERR_SMALL;
+    d = (size_t)rot->head_dim;
+    for (v = 0; v < n; ++v) kvtc__rotate_one(rot, in + v * d, out + v * d, transpose);
     return KVTC_OK;
 }
 
 KVTC_DEF kvtc_status kvtc_rotation_apply(const kvtc_rotation *rot, const float *x, size_t n, float *y,
                                          size_t y_count) {
-    size_t v, d;
-    kvtc_status st = kvtc__rotation_check(rot, x, n, y, y_count);
-    if (st != KVTC_OK) return st;
-    d = (size_t)rot->head_dim;
-    for (v = 0; v < n; ++v) kvtc__rotate_one(rot, x + v * d, y + v * d, 0);
-    return KVTC_OK;
+    return kvtc__rotation_batch(rot, x, n, y, y_count, 0);
 }
 
 KVTC_DEF kvtc_status kvtc_rotation_apply_t(const kvtc_rotation *rot, const float *y, size_t n, float *x,
                                            size_t x_count) {
-    size_t v, d;
-    kvtc_status st = kvtc__rotation_check(rot, y, n, x, x_count);
-    if (st != KVTC_OK) return st;
-    d = (size_t)rot->head_dim;
-    for (v = 0; v < n; ++v) kvtc__rotate_one(rot, y + v * d, x + v * d, 1);
-    return KVTC_OK;
+    return kvtc__rotation_batch(rot, y, n, x, x_count, 1);
 }
 
 KVTC_DEF kvtc_status kvtc_rotation_matrix(const kvtc_rotation *rot, double *m, size_t m_count) {

@@ -714,9 +714,11 @@ static kvtc_status kvtc__launch(bool compress, int d, const kvtc__args &a, int n
     return KVTC_OK;
 }
 
-/* Shared checks of the cache launchers: sizes, counts and overflow. */
+/* Shared checks of the cache launchers (sizes, counts, overflow); fills the
+ * device view `which` of *a and the addressing fields. */
 static kvtc_status kvtc__cuda_cache_args(const kvtc_cuda_codec *c, const kvtc_cache_params *cp, size_t cache_bytes,
-                                         size_t n_tokens, kvtc_dtype dtype, kvtc__dc *dc) {
+                                         size_t n_tokens, const int64_t *d_slot_mapping, kvtc_dtype dtype,
+                                         kvtc__args *a, int which) {
     size_t page, total, n;
     kvtc_status st;
     if ((int)dtype < 0 || dtype >= KVTC_DTYPE_COUNT) return KVTC_ERR_ARG;
@@ -724,23 +726,29 @@ static kvtc_status kvtc__cuda_cache_args(const kvtc_cuda_codec *c, const kvtc_ca
     if (cache_bytes < total) return KVTC_ERR_SMALL;
     n = (size_t)cp->n_kv_heads * (size_t)c->meta.params.head_dim; /* both small and positive */
     if (n_tokens > ((size_t)1 << 62) / n) return KVTC_ERR_OVERFLOW;
-    return kvtc__dc_of(c, cp->block_size, dc);
+    a->slots = (const long long *)d_slot_mapping;
+    a->n_vectors = (long long)n_tokens * cp->n_kv_heads;
+    a->n_heads = cp->n_kv_heads;
+    a->block_size = cp->block_size;
+    a->n_slots = (long long)cp->n_blocks * cp->block_size;
+    a->dtype = dtype == KVTC_DTYPE_DEFAULT ? KVTC_DTYPE_F16 : dtype;
+    return kvtc__dc_of(c, cp->block_size, &a->t[which]);
 }
 
 KVTC_DEF kvtc_status kvtc_cuda_cache_write(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
-                                                      const kvtc_cache_params *cp, const void *d_k, const void *d_v,
-                                                      kvtc_dtype dtype, size_t n_tokens, const int64_t *d_slot_mapping,
-                                                      void *d_k_cache, size_t k_cache_bytes, void *d_v_cache,
-                                                      size_t v_cache_bytes, unsigned int *d_status, cudaStream_t stream) {
+                                           const kvtc_cache_params *cp, const void *d_k, const void *d_v,
+                                           kvtc_dtype dtype, size_t n_tokens, const int64_t *d_slot_mapping,
+                                           void *d_k_cache, size_t k_cache_bytes, void *d_v_cache,
+                                           size_t v_cache_bytes, unsigned int *d_status, cudaStream_t stream) {
     kvtc__args a;
     kvtc_status st;
     if (!kc || !cp) return KVTC_ERR_NULL;
-    if (dtype == KVTC_DTYPE_DEFAULT) dtype = KVTC_DTYPE_F16;
     memset(&a, 0, sizeof(a));
-    if ((st = kvtc__cuda_cache_args(kc, cp, k_cache_bytes, n_tokens, dtype, &a.t[0])) != KVTC_OK) return st;
+    if ((st = kvtc__cuda_cache_args(kc, cp, k_cache_bytes, n_tokens, d_slot_mapping, dtype, &a, 0)) != KVTC_OK) return st;
     if (vc) {
         if (vc->meta.params.head_dim != kc->meta.params.head_dim) return KVTC_ERR_DIM;
-        if ((st = kvtc__cuda_cache_args(vc, cp, v_cache_bytes, n_tokens, dtype, &a.t[1])) != KVTC_OK) return st;
+        if ((st = kvtc__cuda_cache_args(vc, cp, v_cache_bytes, n_tokens, d_slot_mapping, dtype, &a, 1)) != KVTC_OK)
+            return st;
     }
     if (n_tokens == 0) return KVTC_OK;
     if (!d_k || !d_slot_mapping || !d_k_cache || (vc && (!d_v || !d_v_cache))) return KVTC_ERR_NULL;
@@ -748,37 +756,24 @@ KVTC_DEF kvtc_status kvtc_cuda_cache_write(const kvtc_cuda_codec *kc, const kvtc
     a.t[0].y = d_k_cache;
     a.t[1].x = d_v;
     a.t[1].y = d_v_cache;
-    a.slots = (const long long *)d_slot_mapping;
-    a.n_vectors = (long long)n_tokens * cp->n_kv_heads;
-    a.n_heads = cp->n_kv_heads;
-    a.block_size = cp->block_size;
-    a.n_slots = (long long)cp->n_blocks * cp->block_size;
-    a.dtype = dtype;
     a.status = d_status;
     return kvtc__launch(true, kc->meta.params.head_dim, a, vc ? 2 : 1, stream);
 }
 
 KVTC_DEF kvtc_status kvtc_cuda_cache_read(const kvtc_cuda_codec *c, const kvtc_cache_params *cp,
-                                                     const void *d_cache, size_t cache_bytes, size_t n_tokens,
-                                                     const int64_t *d_slot_mapping, void *d_out, kvtc_dtype dtype,
-                                                     size_t out_count, cudaStream_t stream) {
+                                          const void *d_cache, size_t cache_bytes, size_t n_tokens,
+                                          const int64_t *d_slot_mapping, void *d_out, kvtc_dtype dtype,
+                                          size_t out_count, cudaStream_t stream) {
     kvtc__args a;
     kvtc_status st;
     if (!c || !cp) return KVTC_ERR_NULL;
-    if (dtype == KVTC_DTYPE_DEFAULT) dtype = KVTC_DTYPE_F16;
     memset(&a, 0, sizeof(a));
-    if ((st = kvtc__cuda_cache_args(c, cp, cache_bytes, n_tokens, dtype, &a.t[0])) != KVTC_OK) return st;
+    if ((st = kvtc__cuda_cache_args(c, cp, cache_bytes, n_tokens, d_slot_mapping, dtype, &a, 0)) != KVTC_OK) return st;
     if (out_count < n_tokens * (size_t)cp->n_kv_heads * (size_t)c->meta.params.head_dim) return KVTC_ERR_SMALL;
     if (n_tokens == 0) return KVTC_OK;
     if (!d_cache || !d_slot_mapping || !d_out) return KVTC_ERR_NULL;
     a.t[0].cache_in = d_cache;
     a.t[0].y = d_out;
-    a.slots = (const long long *)d_slot_mapping;
-    a.n_vectors = (long long)n_tokens * cp->n_kv_heads;
-    a.n_heads = cp->n_kv_heads;
-    a.block_size = cp->block_size;
-    a.n_slots = (long long)cp->n_blocks * cp->block_size;
-    a.dtype = dtype;
     return kvtc__launch(false, c->meta.params.head_dim, a, 1, stream);
 }
 
