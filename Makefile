@@ -24,10 +24,12 @@ $(B):
 	@mkdir -p $(B)
 
 # ---- CPU tests ---------------------------------------------------------------
-# tests/test_tc.c (KVTC transform coding) joins the runner when present
+# tests/test_tc.c (KVTC transform coding) and tests/test_real.c (real SmolLM2 keys and values from
+# data/smollm2_kv.bin) join the runner when present
 TC_SRC := $(wildcard tests/test_tc.c)
-TEST_SRC := tests/test_kvtc.c $(TC_SRC)
-TEST_DEFS := $(if $(TC_SRC),-DKVTC_TEST_TC)
+REAL_SRC := $(wildcard tests/test_real.c)
+TEST_SRC := tests/test_kvtc.c $(TC_SRC) $(REAL_SRC)
+TEST_DEFS := $(if $(TC_SRC),-DKVTC_TEST_TC) $(if $(REAL_SRC),-DKVTC_TEST_REAL)
 TEST_DEPS := $(TEST_SRC) tests/test_common.h $(HEADERS)
 
 $(B)/test_kvtc: $(TEST_DEPS) | $(B)

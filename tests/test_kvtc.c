@@ -1059,6 +1059,10 @@ static int test_bad_inputs(void) {
 extern const test_case tc_tests[];
 extern const size_t tc_tests_count;
 #endif
+#ifdef KVTC_TEST_REAL
+extern const test_case real_tests[];
+extern const size_t real_tests_count;
+#endif
 
 static const test_case tests[] = {
     {"status_strings", test_status_strings},
@@ -1100,6 +1104,9 @@ int main(int argc, char **argv) {
     for (i = 0; i < sizeof tests / sizeof tests[0]; ++i) run_one(&tests[i], filter, &pass, &fail, &skip);
 #ifdef KVTC_TEST_TC
     for (i = 0; i < tc_tests_count; ++i) run_one(&tc_tests[i], filter, &pass, &fail, &skip);
+#endif
+#ifdef KVTC_TEST_REAL
+    for (i = 0; i < real_tests_count; ++i) run_one(&real_tests[i], filter, &pass, &fail, &skip);
 #endif
     printf("%d passed, %d failed, %d skipped\n", pass, fail, skip);
     return fail > 0;
