@@ -6,7 +6,9 @@
  * Modes (one per run; --model PATH defaults to models/SmolLM2-135M-Instruct.Q4_1.gguf):
  *   --info                          metadata keys and tensor list of the GGUF file
  *   --prompt TEXT [--n N] [--chat]  greedy generation of N tokens (--chat wraps TEXT in the chat template)
- *   --eval FILE [--ctx C] [--tokens N] [--compare identity|fp16|q8|q4] [--batch B]
+ *   --eval FILE [--ctx C] [--tokens N] [--compare NAME] [--batch B]   (NAME: identity, fp16, q8, q4,
+ *                                   or a kvtc cache from kvtc_cfgs[]: tq8/4, tq4/4, tq4/4-nocorr, tq4/2,
+ *                                   tq4/aff4, tq3/3, tq3/3-sink4, tq3/3-edge, tq2/2, prod4/4)
  *                                   perplexity of the first N tokens of FILE over windows of C tokens;
  *                                   with --compare, a second "test" cache runs side by side and the
  *                                   run reports its perplexity, mean KL(ref||test) and top-1 agreement
@@ -27,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define KVTC_IMPLEMENTATION
+#include "kvtc.h"
 
 /* ------------------------------------------------------------------ >>util */
 
@@ -1015,6 +1019,59 @@ static const struct { const char *name; kv_roundtrip_fn fn; int arg; } test_cach
     {"q4", rt_absmax, 4},          /* naive per-vector absmax int4 */
 };
 
+/* kvtc test caches: `--compare NAME` with a NAME from kvtc_cfgs. Keys are compressed as the model
+ * stores them (after RoPE); `sink` first positions of each window and, with `edge`, the first and
+ * last layer stay exact. */
+typedef struct {
+    const char *name;
+    kvtc_method km;
+    int kb;
+    kvtc_method vm;
+    int vb, corr, sink, edge; /* corr: 0 default (on), -1 off */
+} kvtc_cfg;
+static const kvtc_cfg kvtc_cfgs[] = {
+    {"tq8/4", KVTC_METHOD_TQ_MSE, 8, KVTC_METHOD_TQ_MSE, 4, 0, 0, 0},
+    {"tq4/4", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 0, 0, 0},
+    {"tq4/4-nocorr", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, -1, 0, 0},
+    {"tq4/2", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 2, 0, 0, 0},
+    {"tq4/aff4", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_AFFINE, 4, 0, 0, 0},
+    {"tq3/3", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0, 0},
+    {"tq3/3-sink4", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 4, 0},
+    {"tq3/3-edge", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0, 1},
+    {"tq2/2", KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 0, 0, 0},
+    {"prod4/4", KVTC_METHOD_TQ_PROD, 4, KVTC_METHOD_TQ_MSE, 4, 0, 0, 0},
+};
+typedef struct {
+    const kvtc_cfg *cfg;
+    kvtc_codec *k, *v;
+    int n_layers;
+} kvtc_rt;
+
+static kvtc_codec *kvtc_make(kvtc_method m, int bits, int corr, int d, uint64_t seed) {
+    kvtc_codec_params p;
+    kvtc_codec *c = NULL;
+    kvtc_status st;
+    memset(&p, 0, sizeof p);
+    p.head_dim = d, p.bits = bits, p.method = m, p.norm_correction = corr, p.seed = seed;
+    if ((st = kvtc_codec_create(&p, &c)) != KVTC_OK) fail("kvtc_codec_create: %s", kvtc_status_string(st));
+    return c;
+}
+
+static void rt_kvtc(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+    const kvtc_rt *r = (const kvtc_rt *)user;
+    const kvtc_codec *c = is_key ? r->k : r->v;
+    unsigned char rec[2048];
+    size_t bytes;
+    kvtc_status st;
+    (void)kv_head;
+    if (pos < r->cfg->sink || (r->cfg->edge && (layer == 0 || layer == r->n_layers - 1))) return;
+    if ((st = kvtc_codec_encoded_bytes(c, 1, &bytes)) != KVTC_OK || bytes > sizeof rec)
+        fail("kvtc: record size: %s", kvtc_status_string(st));
+    st = kvtc_codec_encode(c, vec, 1, rec, bytes); /* NaN/Inf or out-of-range norms store zeros */
+    if (st != KVTC_OK && st != KVTC_ERR_NONFINITE && st != KVTC_ERR_RANGE) fail("kvtc encode: %s", kvtc_status_string(st));
+    if ((st = kvtc_codec_decode(c, rec, bytes, 1, vec, (size_t)d)) != KVTC_OK) fail("kvtc decode: %s", kvtc_status_string(st));
+}
+
 /* ------------------------------------------------------------------ >>forward */
 
 typedef struct {
@@ -1246,6 +1303,9 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
     long n_pred = 0, n_agree = 0, n_fwd = 0;
     int start, n_win = 0, bits = 0, V = m->n_vocab;
     kv_roundtrip_fn rt = NULL;
+    void *rt_user = &bits;
+    kvtc_rt kr;
+    memset(&kr, 0, sizeof kr);
     text_tokens(tk, path, &ids);
     if (ids.n < 2) fail("%s has fewer than 2 tokens", path);
     if ((size_t)n_tokens > ids.n) {
@@ -1256,10 +1316,25 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
         size_t k;
         for (k = 0; k < sizeof test_caches / sizeof test_caches[0]; k++)
             if (strcmp(compare, test_caches[k].name) == 0) { rt = test_caches[k].fn; bits = test_caches[k].arg; }
-        if (!rt) fail("--compare: unknown test cache %s (see test_caches[] in the source)", compare);
+        for (k = 0; !rt && k < sizeof kvtc_cfgs / sizeof kvtc_cfgs[0]; k++)
+            if (strcmp(compare, kvtc_cfgs[k].name) == 0) {
+                double kb = 0.0, vb = 0.0;
+                kr.cfg = &kvtc_cfgs[k];
+                kr.k = kvtc_make(kr.cfg->km, kr.cfg->kb, kr.cfg->corr, m->head_dim, 1);
+                kr.v = kvtc_make(kr.cfg->vm, kr.cfg->vb, kr.cfg->corr, m->head_dim, 2);
+                kr.n_layers = m->n_layer;
+                kvtc_codec_bits_per_coord(kr.k, &kb);
+                kvtc_codec_bits_per_coord(kr.v, &vb);
+                printf("kvtc %s: keys %.3f, values %.3f bits per coordinate (norms included), %.2fx vs fp16%s\n",
+                       kr.cfg->name, kb, vb, 32.0 / (kb + vb),
+                       kr.cfg->sink || kr.cfg->edge ? " before the exact sink positions / edge layers" : "");
+                rt = rt_kvtc;
+                rt_user = &kr;
+            }
+        if (!rt) fail("--compare: unknown test cache %s (see test_caches[] and kvtc_cfgs[] in the source)", compare);
     }
     kv_init(&ref, m, ctx, NULL, NULL);
-    if (rt) kv_init(&test, m, ctx, rt, &bits);
+    if (rt) kv_init(&test, m, ctx, rt, rt_user);
     scratch_init(&s, m, batch, ctx);
     lr = (float *)xmalloc((size_t)batch * (size_t)V, sizeof(float));
     if (rt) lt = (float *)xmalloc((size_t)batch * (size_t)V, sizeof(float));
@@ -1458,7 +1533,7 @@ static void usage(void) {
             "usage: smollm2 [--model PATH] MODE\n"
             "  --info\n"
             "  --prompt TEXT [--n 64] [--chat]\n"
-            "  --eval FILE [--ctx 1024] [--tokens 4096] [--compare identity|fp16|q8|q4] [--batch 32]\n"
+            "  --eval FILE [--ctx 1024] [--tokens 4096] [--compare identity|fp16|q8|q4|tq4/4|...] [--batch 32]\n"
             "  --tokens-of TEXT | --tokens-of-file FILE\n"
             "  --logits TEXT OUTFILE\n"
             "  --dump-kv OUTFILE --text FILE [--dump-tokens 1024] [--dump-layers 0,1,15,29] [--dump-f32]\n");
