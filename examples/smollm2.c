@@ -8,7 +8,7 @@
  *   --prompt TEXT [--n N] [--chat]  greedy generation of N tokens (--chat wraps TEXT in the chat template)
  *   --eval FILE [--ctx C] [--tokens N] [--compare NAME] [--batch B]   (NAME: identity, fp16, q8, q4,
  *                                   or a kvtc cache from kvtc_cfgs[]: tq8/4, tq4/4, tq4/4-nocorr, tq4/2,
- *                                   tq4/aff4, tq3/3, tq3/3-sink4, tq3/3-edge, tq2/2, prod4/4)
+ *                                   tq4/aff4, tq3/3, tq3/3-sink4, tq3/3-edge, tq2/2, prod4/4, kvtc8x, kvtc16x)
  *                                   perplexity of the first N tokens of FILE over windows of C tokens;
  *                                   with --compare, a second "test" cache runs side by side and the
  *                                   run reports its perplexity, mean KL(ref||test) and top-1 agreement
@@ -1072,6 +1072,49 @@ static void rt_kvtc(int layer, int kv_head, int is_key, int pos, float *vec, int
     if ((st = kvtc_codec_decode(c, rec, bytes, 1, vec, (size_t)d)) != KVTC_OK) fail("kvtc decode: %s", kvtc_status_string(st));
 }
 
+/* KVTC test caches (`--compare kvtc8x` / `kvtc16x`): one PCA basis per layer, KV head and K/V,
+ * calibrated on the first 2048 tokens of data/calib.txt (keys with RoPE removed), greedy bits at a
+ * budget of 128 / 64 bits per 64-dim vector (8x / 16x vs fp16 before record headers), Gaussian
+ * quantizer. Each stored vector goes through a one-token record for quality; the ratio printed is
+ * that of 1024-token chunks, every byte counted. */
+typedef struct {
+    kvtc_tc_calib **calib; /* [layer][kv_head][2 = key, value] */
+    kvtc_tc **tc;
+    void *scratch;
+    size_t scratch_bytes, rec_bytes;
+    unsigned char *rec;
+    kvtc_rope_params rope;
+    int n_kv;
+    float *samples; /* calibration: [layer][kv_head][2][n_max][d] */
+    size_t *n_samples;
+    size_t n_max;
+    int d;
+} kvtc_tc_rt;
+
+static void rt_kvtc_collect(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+    kvtc_tc_rt *r = (kvtc_tc_rt *)user;
+    size_t slot = ((size_t)layer * r->n_kv + (size_t)kv_head) * 2 + (size_t)(is_key ? 0 : 1);
+    float *dst;
+    int64_t p64 = pos;
+    if (r->n_samples[slot] >= r->n_max) return;
+    dst = r->samples + (slot * r->n_max + r->n_samples[slot]++) * (size_t)d;
+    memcpy(dst, vec, (size_t)d * sizeof(float));
+    if (is_key && kvtc_rope_remove(&r->rope, dst, 1, &p64) != KVTC_OK) fail("kvtc_rope_remove");
+}
+
+static void rt_kvtc_tc(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+    kvtc_tc_rt *r = (kvtc_tc_rt *)user;
+    size_t slot = ((size_t)layer * r->n_kv + (size_t)kv_head) * 2 + (size_t)(is_key ? 0 : 1);
+    int64_t p64 = pos;
+    kvtc_status st;
+    if (is_key && kvtc_rope_remove(&r->rope, vec, 1, &p64) != KVTC_OK) fail("kvtc_rope_remove");
+    st = kvtc_tc_encode(r->tc[slot], vec, 1, r->rec, r->rec_bytes, r->scratch, r->scratch_bytes);
+    if (st != KVTC_OK) fail("kvtc_tc_encode: %s", kvtc_status_string(st));
+    st = kvtc_tc_decode(r->tc[slot], r->rec, r->rec_bytes, vec, (size_t)d, r->scratch, r->scratch_bytes);
+    if (st != KVTC_OK) fail("kvtc_tc_decode: %s", kvtc_status_string(st));
+    if (is_key && kvtc_rope_apply(&r->rope, vec, 1, &p64) != KVTC_OK) fail("kvtc_rope_apply");
+}
+
 /* ------------------------------------------------------------------ >>forward */
 
 typedef struct {
@@ -1294,6 +1337,71 @@ static void text_tokens(const tokenizer *tk, const char *path, ivec *ids) {
     free(buf);
 }
 
+/* Collect keys (RoPE removed) and values of the first 2048 tokens of data/calib.txt, calibrate a
+ * basis per (layer, KV head, K/V) and build its coder at `budget` bits per vector. */
+static void kvtc_tc_setup(const model *m, const tokenizer *tk, kvtc_tc_rt *r, int budget, int ctx, int batch) {
+    const size_t n_slots = (size_t)m->n_layer * (size_t)m->n_head_kv * 2;
+    ivec ids = {NULL, 0, 0};
+    kv_cache c;
+    scratch s;
+    float *logits;
+    size_t k, need;
+    int start, p;
+    double kb = 0.0, ratio = 0.0;
+    r->d = m->head_dim;
+    r->n_kv = m->n_head_kv;
+    r->n_max = 2048;
+    r->rope.head_dim = m->head_dim;
+    r->rope.style = KVTC_ROPE_INTERLEAVED;
+    r->rope.theta = m->rope_theta;
+    r->samples = (float *)xmalloc(n_slots * r->n_max * (size_t)r->d, sizeof(float));
+    r->n_samples = (size_t *)xmalloc(n_slots, sizeof(size_t));
+    memset(r->n_samples, 0, n_slots * sizeof(size_t));
+    r->calib = (kvtc_tc_calib **)xmalloc(n_slots, sizeof(kvtc_tc_calib *));
+    r->tc = (kvtc_tc **)xmalloc(n_slots, sizeof(kvtc_tc *));
+    text_tokens(tk, "data/calib.txt", &ids);
+    kv_init(&c, m, ctx, rt_kvtc_collect, r);
+    scratch_init(&s, m, batch, ctx);
+    logits = (float *)xmalloc((size_t)batch * (size_t)m->n_vocab, sizeof(float));
+    for (start = 0; start < (int)r->n_max && start < (int)ids.n; start += ctx)
+        for (p = 0; p < ctx && start + p < (int)r->n_max && start + p < (int)ids.n; p += batch) {
+            int T = batch;
+            if (T > ctx - p) T = ctx - p;
+            if (T > (int)ids.n - start - p) T = (int)ids.n - start - p;
+            forward(m, &s, &c, ids.v + start + p, T, p, logits, 0);
+        }
+    for (k = 0; k < n_slots; k++) {
+        kvtc_tc_calib_params cp;
+        kvtc_tc_params tp;
+        kvtc_status st;
+        memset(&cp, 0, sizeof cp);
+        memset(&tp, 0, sizeof tp);
+        cp.dim = r->d;
+        tp.budget_bits = budget;
+        tp.n_sink = KVTC_TC_NONE;
+        tp.n_window = KVTC_TC_NONE;
+        if ((st = kvtc_tc_calibrate(&cp, r->samples + k * r->n_max * (size_t)r->d, r->n_samples[k], &r->calib[k])) != KVTC_OK)
+            fail("kvtc_tc_calibrate: %s", kvtc_status_string(st));
+        if ((st = kvtc_tc_create(&tp, r->calib[k], &r->tc[k])) != KVTC_OK) fail("kvtc_tc_create: %s", kvtc_status_string(st));
+        if ((st = kvtc_tc_scratch_bytes(r->tc[k], 1, &need)) != KVTC_OK) fail("kvtc_tc_scratch_bytes");
+        if (need > r->scratch_bytes) r->scratch_bytes = need;
+        if ((st = kvtc_tc_chunk_bytes(r->tc[k], 1, &need)) != KVTC_OK) fail("kvtc_tc_chunk_bytes");
+        if (need > r->rec_bytes) r->rec_bytes = need;
+        if (kvtc_tc_ratio(r->tc[k], 1024, &kb) != KVTC_OK) fail("kvtc_tc_ratio");
+        ratio += kb / (double)n_slots;
+    }
+    r->scratch = xmalloc(r->scratch_bytes, 1);
+    r->rec = (unsigned char *)xmalloc(r->rec_bytes, 1);
+    printf("kvtc KVTC: %zu bases (layer x KV head x K/V) from %zu tokens of data/calib.txt, %d bits per vector;"
+           " %.2fx vs fp16 for 1024-token chunks (headers included)\n", n_slots, r->n_samples[0], budget, ratio);
+    free(logits);
+    free(r->samples);
+    r->samples = NULL;
+    kv_free(&c);
+    scratch_free(&s);
+    free(ids.v);
+}
+
 static void run_eval(const model *m, const tokenizer *tk, const char *path, int ctx, int n_tokens, const char *compare, int batch) {
     ivec ids = {NULL, 0, 0};
     kv_cache ref, test;
@@ -1305,7 +1413,9 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
     kv_roundtrip_fn rt = NULL;
     void *rt_user = &bits;
     kvtc_rt kr;
+    kvtc_tc_rt kt;
     memset(&kr, 0, sizeof kr);
+    memset(&kt, 0, sizeof kt);
     text_tokens(tk, path, &ids);
     if (ids.n < 2) fail("%s has fewer than 2 tokens", path);
     if ((size_t)n_tokens > ids.n) {
@@ -1331,7 +1441,12 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
                 rt = rt_kvtc;
                 rt_user = &kr;
             }
-        if (!rt) fail("--compare: unknown test cache %s (see test_caches[] and kvtc_cfgs[] in the source)", compare);
+        if (!rt && (strcmp(compare, "kvtc8x") == 0 || strcmp(compare, "kvtc16x") == 0)) {
+            rt = rt_kvtc_tc;
+            rt_user = &kt;
+            kvtc_tc_setup(m, tk, &kt, strcmp(compare, "kvtc8x") == 0 ? 128 : 64, ctx, batch);
+        }
+        if (!rt) fail("--compare: unknown test cache %s (see test_caches[], kvtc_cfgs[] and kvtc8x/kvtc16x in the source)", compare);
     }
     kv_init(&ref, m, ctx, NULL, NULL);
     if (rt) kv_init(&test, m, ctx, rt, rt_user);
