@@ -6,12 +6,15 @@
  * Modes (one per run; --model PATH defaults to models/SmolLM2-135M-Instruct.Q4_1.gguf):
  *   --info                          metadata keys and tensor list of the GGUF file
  *   --prompt TEXT [--n N] [--chat]  greedy generation of N tokens (--chat wraps TEXT in the chat template)
- *   --eval FILE [--ctx C] [--tokens N] [--compare NAME] [--batch B]   (NAME: identity, fp16, q8, q4,
- *                                   or a kvtc cache from kvtc_cfgs[]: tq8/4, tq4/4, tq4/4-nocorr, tq4/2,
- *                                   tq4/aff4, tq3/3, tq3/3-sink4, tq3/3-edge, tq2/2, prod4/4, kvtc8x, kvtc16x)
+ *   --eval FILE [--ctx C] [--tokens N] [--compare NAME[,NAME...]] [--batch B]   (NAME: identity, fp16, q8,
+ *                                   q4, or a kvtc cache from kvtc_cfgs[]: tq8/4, tq4/4, tq4/4-nocorr, tq4/2,
+ *                                   tq4/aff4, tq3/3, tq3/3-sink4, tq3/3-edge, tq2/2, prod4/4, prod3/3,
+ *                                   kvtc8x, kvtc16x)
  *                                   perplexity of the first N tokens of FILE over windows of C tokens;
- *                                   with --compare, a second "test" cache runs side by side and the
- *                                   run reports its perplexity, mean KL(ref||test) and top-1 agreement
+ *                                   with --compare, each listed "test" cache runs side by side with the
+ *                                   fp32 one (computed once) and the run reports, per test cache, its
+ *                                   perplexity, mean KL(ref||test), top-1 agreement, and for kvtc caches
+ *                                   the per-layer relative MSE of keys and values
  *   --tokens-of TEXT | --tokens-of-file FILE   token ids, one line, space-separated
  *   --logits TEXT FILE              last-position logits of TEXT, n_vocab float32 little-endian, to FILE
  *   --dump-kv FILE --text TXT [--dump-tokens N] [--dump-layers 0,1,15,29] [--dump-f32]
@@ -1040,11 +1043,14 @@ static const kvtc_cfg kvtc_cfgs[] = {
     {"tq3/3-edge", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0, 1},
     {"tq2/2", KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 0, 0, 0},
     {"prod4/4", KVTC_METHOD_TQ_PROD, 4, KVTC_METHOD_TQ_MSE, 4, 0, 0, 0},
+    {"prod3/3", KVTC_METHOD_TQ_PROD, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0, 0},
 };
 typedef struct {
     const kvtc_cfg *cfg;
     kvtc_codec *k, *v;
     int n_layers;
+    double *err; /* [layer][2 = value, key]: sum over encoded vectors of ||x - x'||^2 / ||x||^2 */
+    long *cnt;   /* [layer][2]: vectors in that sum */
 } kvtc_rt;
 
 static kvtc_codec *kvtc_make(kvtc_method m, int bits, int corr, int d, uint64_t seed) {
@@ -1058,18 +1064,31 @@ static kvtc_codec *kvtc_make(kvtc_method m, int bits, int corr, int d, uint64_t 
 }
 
 static void rt_kvtc(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
-    const kvtc_rt *r = (const kvtc_rt *)user;
+    kvtc_rt *r = (kvtc_rt *)user;
     const kvtc_codec *c = is_key ? r->k : r->v;
     unsigned char rec[2048];
+    float orig[512];
+    double e = 0.0, n = 0.0;
     size_t bytes;
     kvtc_status st;
+    int i;
     (void)kv_head;
     if (pos < r->cfg->sink || (r->cfg->edge && (layer == 0 || layer == r->n_layers - 1))) return;
     if ((st = kvtc_codec_encoded_bytes(c, 1, &bytes)) != KVTC_OK || bytes > sizeof rec)
         fail("kvtc: record size: %s", kvtc_status_string(st));
     st = kvtc_codec_encode(c, vec, 1, rec, bytes); /* NaN/Inf or out-of-range norms store zeros */
     if (st != KVTC_OK && st != KVTC_ERR_NONFINITE && st != KVTC_ERR_RANGE) fail("kvtc encode: %s", kvtc_status_string(st));
+    if (d > 512) fail("kvtc: head dim %d > 512", d);
+    memcpy(orig, vec, (size_t)d * sizeof(float));
     if ((st = kvtc_codec_decode(c, rec, bytes, 1, vec, (size_t)d)) != KVTC_OK) fail("kvtc decode: %s", kvtc_status_string(st));
+    for (i = 0; i < d; i++) {
+        e += ((double)vec[i] - orig[i]) * ((double)vec[i] - orig[i]);
+        n += (double)orig[i] * orig[i];
+    }
+    if (n > 0.0) {
+        r->err[2 * layer + !!is_key] += e / n;
+        r->cnt[2 * layer + !!is_key]++;
+    }
 }
 
 /* KVTC test caches (`--compare kvtc8x` / `kvtc16x`): one PCA basis per layer, KV head and K/V,
@@ -1402,20 +1421,94 @@ static void kvtc_tc_setup(const model *m, const tokenizer *tk, kvtc_tc_rt *r, in
     free(ids.v);
 }
 
+/* One test cache of an eval: its roundtrip, its cache, its logits and its running statistics. */
+typedef struct {
+    char name[64];
+    kv_roundtrip_fn rt;
+    void *user;
+    int bits;          /* the int a test_caches[] roundtrip reads */
+    kvtc_rt *kr;       /* kvtc_cfgs[] caches */
+    kvtc_tc_rt *kt;    /* kvtc8x / kvtc16x */
+    double kb, vb;     /* kvtc: bits per coordinate of keys and values (norms included), 0 if not known */
+    kv_cache c;
+    float *logits;
+    double nll, kl_sum, kl_max;
+    long n_agree;
+} eval_test;
+
+static void eval_test_setup(eval_test *t, const model *m, const tokenizer *tk, const char *name, int ctx, int batch) {
+    size_t k;
+    memset(t, 0, sizeof *t);
+    if (strlen(name) >= sizeof t->name) fail("--compare: name too long: %s", name);
+    strcpy(t->name, name);
+    t->user = &t->bits;
+    for (k = 0; k < sizeof test_caches / sizeof test_caches[0]; k++)
+        if (strcmp(name, test_caches[k].name) == 0) { t->rt = test_caches[k].fn; t->bits = test_caches[k].arg; }
+    for (k = 0; !t->rt && k < sizeof kvtc_cfgs / sizeof kvtc_cfgs[0]; k++)
+        if (strcmp(name, kvtc_cfgs[k].name) == 0) {
+            kvtc_rt *kr = (kvtc_rt *)xcalloc(1, sizeof *kr);
+            kr->cfg = &kvtc_cfgs[k];
+            /* fixed seeds, one codec for all keys and one for all values */
+            kr->k = kvtc_make(kr->cfg->km, kr->cfg->kb, kr->cfg->corr, m->head_dim, 1);
+            kr->v = kvtc_make(kr->cfg->vm, kr->cfg->vb, kr->cfg->corr, m->head_dim, 2);
+            kr->n_layers = m->n_layer;
+            kr->err = (double *)xcalloc((size_t)m->n_layer * 2, sizeof(double));
+            kr->cnt = (long *)xcalloc((size_t)m->n_layer * 2, sizeof(long));
+            if (kvtc_codec_bits_per_coord(kr->k, &t->kb) != KVTC_OK || kvtc_codec_bits_per_coord(kr->v, &t->vb) != KVTC_OK)
+                fail("kvtc_codec_bits_per_coord");
+            printf("kvtc %s: keys %.3f, values %.3f bits per coordinate (norms included), mean %.3f, %.2fx vs fp16%s\n",
+                   name, t->kb, t->vb, 0.5 * (t->kb + t->vb), 16.0 / (0.5 * (t->kb + t->vb)),
+                   kr->cfg->sink || kr->cfg->edge ? " for the compressed vectors (sink positions / edge layers stay exact)" : "");
+            t->rt = rt_kvtc;
+            t->user = kr;
+            t->kr = kr;
+        }
+    if (!t->rt && (strcmp(name, "kvtc8x") == 0 || strcmp(name, "kvtc16x") == 0)) {
+        t->kt = (kvtc_tc_rt *)xcalloc(1, sizeof *t->kt);
+        t->rt = rt_kvtc_tc;
+        t->user = t->kt;
+        kvtc_tc_setup(m, tk, t->kt, strcmp(name, "kvtc8x") == 0 ? 128 : 64, ctx, batch);
+    }
+    if (!t->rt) fail("--compare: unknown test cache %s (see test_caches[], kvtc_cfgs[] and kvtc8x/kvtc16x in the source)", name);
+    t->logits = (float *)xmalloc((size_t)batch * (size_t)m->n_vocab, sizeof(float));
+}
+
+static void eval_test_report(const eval_test *t, long n_pred, double nll_ref, int n_layer) {
+    const double ppl = exp(t->nll / (double)n_pred), ppl_ref = exp(nll_ref / (double)n_pred);
+    printf("test cache %-12s ppl %.4f (%+.3f%%)  mean KL(ref||test) %.6g  max KL %.6g  top-1 agreement %.4f%%\n", t->name, ppl,
+           100.0 * (ppl / ppl_ref - 1.0), t->kl_sum / (double)n_pred, t->kl_max, 100.0 * (double)t->n_agree / (double)n_pred);
+    if (t->kr) {
+        double se[2] = {0.0, 0.0};
+        long sc[2] = {0, 0};
+        int l, kv;
+        for (kv = 1; kv >= 0; kv--) {
+            printf("  %s %s relative MSE per layer (mean over encoded vectors of |x - x'|^2 / |x|^2):", t->name, kv ? "K" : "V");
+            for (l = 0; l < n_layer; l++) {
+                const double e = t->kr->err[2 * l + kv];
+                const long c = t->kr->cnt[2 * l + kv];
+                se[kv] += e;
+                sc[kv] += c;
+                if (c) printf(" %.4f", e / (double)c);
+                else printf(" exact");
+            }
+            printf("\n");
+        }
+        printf("  %s relative MSE, all encoded vectors: K %.5f, V %.5f\n", t->name, sc[1] ? se[1] / (double)sc[1] : 0.0,
+               sc[0] ? se[0] / (double)sc[0] : 0.0);
+    }
+}
+
+/* --compare A,B,C: the fp32 reference and every test cache run side by side over the same windows,
+ * so the reference forward is computed once for all of them. */
 static void run_eval(const model *m, const tokenizer *tk, const char *path, int ctx, int n_tokens, const char *compare, int batch) {
     ivec ids = {NULL, 0, 0};
-    kv_cache ref, test;
+    kv_cache ref;
     scratch s;
-    float *lr, *lt = NULL;
-    double nll_ref = 0.0, nll_test = 0.0, kl_sum = 0.0, kl_max = 0.0, t0, t_fwd = 0.0;
-    long n_pred = 0, n_agree = 0, n_fwd = 0;
-    int start, n_win = 0, bits = 0, V = m->n_vocab;
-    kv_roundtrip_fn rt = NULL;
-    void *rt_user = &bits;
-    kvtc_rt kr;
-    kvtc_tc_rt kt;
-    memset(&kr, 0, sizeof kr);
-    memset(&kt, 0, sizeof kt);
+    float *lr;
+    double nll_ref = 0.0, t0, t_fwd = 0.0;
+    long n_pred = 0, n_fwd = 0;
+    int start, n_win = 0, V = m->n_vocab, n_test = 0, i;
+    eval_test *tests = NULL;
     text_tokens(tk, path, &ids);
     if (ids.n < 2) fail("%s has fewer than 2 tokens", path);
     if ((size_t)n_tokens > ids.n) {
@@ -1423,36 +1516,24 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
         n_tokens = (int)ids.n;
     }
     if (compare) {
-        size_t k;
-        for (k = 0; k < sizeof test_caches / sizeof test_caches[0]; k++)
-            if (strcmp(compare, test_caches[k].name) == 0) { rt = test_caches[k].fn; bits = test_caches[k].arg; }
-        for (k = 0; !rt && k < sizeof kvtc_cfgs / sizeof kvtc_cfgs[0]; k++)
-            if (strcmp(compare, kvtc_cfgs[k].name) == 0) {
-                double kb = 0.0, vb = 0.0;
-                kr.cfg = &kvtc_cfgs[k];
-                kr.k = kvtc_make(kr.cfg->km, kr.cfg->kb, kr.cfg->corr, m->head_dim, 1);
-                kr.v = kvtc_make(kr.cfg->vm, kr.cfg->vb, kr.cfg->corr, m->head_dim, 2);
-                kr.n_layers = m->n_layer;
-                kvtc_codec_bits_per_coord(kr.k, &kb);
-                kvtc_codec_bits_per_coord(kr.v, &vb);
-                printf("kvtc %s: keys %.3f, values %.3f bits per coordinate (norms included), %.2fx vs fp16%s\n",
-                       kr.cfg->name, kb, vb, 32.0 / (kb + vb),
-                       kr.cfg->sink || kr.cfg->edge ? " before the exact sink positions / edge layers" : "");
-                rt = rt_kvtc;
-                rt_user = &kr;
-            }
-        if (!rt && (strcmp(compare, "kvtc8x") == 0 || strcmp(compare, "kvtc16x") == 0)) {
-            rt = rt_kvtc_tc;
-            rt_user = &kt;
-            kvtc_tc_setup(m, tk, &kt, strcmp(compare, "kvtc8x") == 0 ? 128 : 64, ctx, batch);
+        const char *p = compare;
+        char name[64];
+        n_test = 1;
+        for (p = compare; *p; p++) n_test += *p == ',';
+        tests = (eval_test *)xcalloc((size_t)n_test, sizeof(eval_test));
+        for (i = 0, p = compare; i < n_test; i++) {
+            size_t len = strcspn(p, ",");
+            if (len == 0 || len >= sizeof name) fail("--compare: bad list \"%s\"", compare);
+            memcpy(name, p, len);
+            name[len] = 0;
+            eval_test_setup(&tests[i], m, tk, name, ctx, batch);
+            kv_init(&tests[i].c, m, ctx, tests[i].rt, tests[i].user);
+            p += len + (p[len] == ',');
         }
-        if (!rt) fail("--compare: unknown test cache %s (see test_caches[], kvtc_cfgs[] and kvtc8x/kvtc16x in the source)", compare);
     }
     kv_init(&ref, m, ctx, NULL, NULL);
-    if (rt) kv_init(&test, m, ctx, rt, rt_user);
     scratch_init(&s, m, batch, ctx);
     lr = (float *)xmalloc((size_t)batch * (size_t)V, sizeof(float));
-    if (rt) lt = (float *)xmalloc((size_t)batch * (size_t)V, sizeof(float));
     for (start = 0; start + 1 < n_tokens; start += ctx) {
         const int len = n_tokens - start < ctx ? n_tokens - start : ctx;
         int p, j;
@@ -1461,37 +1542,78 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
             const int T = len - p < batch ? len - p : batch;
             t0 = now_s();
             forward(m, &s, &ref, ids.v + start + p, T, p, lr, 1);
-            if (rt) forward(m, &s, &test, ids.v + start + p, T, p, lt, 1);
+            for (i = 0; i < n_test; i++) forward(m, &s, &tests[i].c, ids.v + start + p, T, p, tests[i].logits, 1);
             t_fwd += now_s() - t0;
             n_fwd += T;
             for (j = 0; j < T && p + j + 1 < len; j++) {
                 const int target = ids.v[start + p + j + 1];
                 const float *a = lr + (size_t)j * V;
-                nll_ref += logsumexp(a, V) - a[target];
-                if (rt) {
-                    const float *b = lt + (size_t)j * V;
+                const double lse_a = logsumexp(a, V);
+                const int top_a = argmax(a, V);
+                nll_ref += lse_a - a[target];
+                for (i = 0; i < n_test; i++) {
+                    eval_test *t = &tests[i];
+                    const float *b = t->logits + (size_t)j * V;
                     double kl = kl_div(a, b, V);
-                    nll_test += logsumexp(b, V) - b[target];
-                    kl_sum += kl;
-                    kl_max = kl > kl_max ? kl : kl_max;
-                    n_agree += argmax(a, V) == argmax(b, V);
+                    t->nll += logsumexp(b, V) - b[target];
+                    t->kl_sum += kl;
+                    t->kl_max = kl > t->kl_max ? kl : t->kl_max;
+                    t->n_agree += top_a == argmax(b, V);
                 }
                 n_pred++;
             }
         }
-        fprintf(stderr, "  window %d: %d tokens, running ppl %.4f\n", n_win, len, exp(nll_ref / (double)n_pred));
+        fprintf(stderr, "  window %d: %d tokens, running ppl %.4f", n_win, len, exp(nll_ref / (double)n_pred));
+        for (i = 0; i < n_test; i++) fprintf(stderr, ", %s %.4f", tests[i].name, exp(tests[i].nll / (double)n_pred));
+        fprintf(stderr, "\n");
     }
     printf("eval %s: %d tokens, %d window(s) of up to %d, %ld predictions\n", path, n_tokens, n_win, ctx, n_pred);
-    printf("ref  cache fp32:     ppl %.4f\n", exp(nll_ref / (double)n_pred));
-    if (rt) {
-        printf("test cache %-8s  ppl %.4f  mean KL(ref||test) %.6g  max KL %.6g  top-1 agreement %.4f%%\n", compare,
-               exp(nll_test / (double)n_pred), kl_sum / (double)n_pred, kl_max, 100.0 * (double)n_agree / (double)n_pred);
+    printf("ref  cache fp32:         ppl %.4f\n", exp(nll_ref / (double)n_pred));
+    for (i = 0; i < n_test; i++) eval_test_report(&tests[i], n_pred, nll_ref, m->n_layer);
+    if (n_test) {
+        printf("| cache | K bits | V bits | bits/coord | ratio vs fp16 | ppl | delta ppl | mean KL | top-1 |\n");
+        for (i = 0; i < n_test; i++) {
+            const eval_test *t = &tests[i];
+            const double ppl = exp(t->nll / (double)n_pred), ppl_ref = exp(nll_ref / (double)n_pred);
+            if (t->kb > 0.0)
+                printf("| %s | %.2f | %.2f | %.3f | %.2fx | %.4f | %+.2f%% | %.4g | %.2f%% |\n", t->name, t->kb, t->vb,
+                       0.5 * (t->kb + t->vb), 32.0 / (t->kb + t->vb), ppl, 100.0 * (ppl / ppl_ref - 1.0),
+                       t->kl_sum / (double)n_pred, 100.0 * (double)t->n_agree / (double)n_pred);
+            else
+                printf("| %s | - | - | - | - | %.4f | %+.2f%% | %.4g | %.2f%% |\n", t->name, ppl, 100.0 * (ppl / ppl_ref - 1.0),
+                       t->kl_sum / (double)n_pred, 100.0 * (double)t->n_agree / (double)n_pred);
+        }
     }
-    printf("forward speed: %.1f tokens/s (batch %d, %s cache%s, CPU time of one core)\n", (double)n_fwd * (rt ? 2 : 1) / t_fwd, batch,
-           rt ? "two" : "one", rt ? "s" : "");
+    printf("forward speed: %.1f tokens/s (batch %d, %d cache%s, CPU time of one core)\n", (double)n_fwd * (1 + n_test) / t_fwd, batch,
+           1 + n_test, n_test ? "s" : "");
     kv_free(&ref);
     scratch_free(&s);
-    if (rt) { kv_free(&test); free(lt); }
+    for (i = 0; i < n_test; i++) {
+        eval_test *t = &tests[i];
+        kv_free(&t->c);
+        free(t->logits);
+        if (t->kr) {
+            kvtc_codec_destroy(t->kr->k);
+            kvtc_codec_destroy(t->kr->v);
+            free(t->kr->err);
+            free(t->kr->cnt);
+            free(t->kr);
+        }
+        if (t->kt) {
+            size_t k, n_slots = (size_t)m->n_layer * (size_t)m->n_head_kv * 2;
+            for (k = 0; k < n_slots; k++) {
+                kvtc_tc_destroy(t->kt->tc[k]);
+                kvtc_tc_calib_destroy(t->kt->calib[k]);
+            }
+            free(t->kt->tc);
+            free(t->kt->calib);
+            free(t->kt->n_samples);
+            free(t->kt->scratch);
+            free(t->kt->rec);
+            free(t->kt);
+        }
+    }
+    free(tests);
     free(lr);
     free(ids.v);
 }
@@ -1648,7 +1770,7 @@ static void usage(void) {
             "usage: smollm2 [--model PATH] MODE\n"
             "  --info\n"
             "  --prompt TEXT [--n 64] [--chat]\n"
-            "  --eval FILE [--ctx 1024] [--tokens 4096] [--compare identity|fp16|q8|q4|tq4/4|...] [--batch 32]\n"
+            "  --eval FILE [--ctx 1024] [--tokens 4096] [--compare NAME[,NAME...]] [--batch 32]   (NAME: identity|fp16|q8|q4|tq4/4|...)\n"
             "  --tokens-of TEXT | --tokens-of-file FILE\n"
             "  --logits TEXT OUTFILE\n"
             "  --dump-kv OUTFILE --text FILE [--dump-tokens 1024] [--dump-layers 0,1,15,29] [--dump-f32]\n");
