@@ -6,15 +6,20 @@
  * Modes (one per run; --model PATH defaults to models/SmolLM2-135M-Instruct.Q4_1.gguf):
  *   --info                          metadata keys and tensor list of the GGUF file
  *   --prompt TEXT [--n N] [--chat]  greedy generation of N tokens (--chat wraps TEXT in the chat template)
- *   --eval FILE [--ctx C] [--tokens N] [--compare NAME[,NAME...]] [--batch B]   (NAME: identity, fp16, q8,
- *                                   q4, or a kvtc cache from kvtc_cfgs[]: tq8/4, tq4/4, tq4/4-nocorr, tq4/2,
- *                                   tq4/aff4, tq3/3, tq3/3-sink4, tq3/3-edge, tq2/2, prod4/4, prod3/3,
- *                                   kvtc8x, kvtc16x)
+ *   --eval FILE [--ctx C] [--tokens N] [--compare NAME[,NAME...]] [--batch B] [--calib FILE] [--calib-skip N]
  *                                   perplexity of the first N tokens of FILE over windows of C tokens;
  *                                   with --compare, each listed "test" cache runs side by side with the
  *                                   fp32 one (computed once) and the run reports, per test cache, its
- *                                   perplexity, mean KL(ref||test), top-1 agreement, and for kvtc caches
- *                                   the per-layer relative MSE of keys and values
+ *                                   perplexity, mean KL(ref||test), top-1 agreement, and per layer the
+ *                                   relative MSE of keys and values and how its attention compares with
+ *                                   attention over the exact keys and values (output cosine, top-1/top-5 key)
+ *                                   NAME: identity, fp16, q8, q4; a TurboQuant cache from kvtc_cfgs[]: tq8/4,
+ *                                   tq4/4, tq4/4-nocorr, tq4/2, tq4/aff4, tq3/3, tq3/3-edge, tq2/2, prod4/4,
+ *                                   prod3/3; a KVTC cache: kvtc-head-kKBvVB, kvtc-layer-kKBvVB (see
+ *                                   kvtc_tc_rt), kvtc8x, kvtc16x. Any NAME takes suffixes -sinkS (first S
+ *                                   positions of each window exact), -winW (the W positions nearest each
+ *                                   query exact); a KVTC one -calN (N calibration tokens of --calib FILE,
+ *                                   default data/calib.txt, from token --calib-skip on; default 2048)
  *   --tokens-of TEXT | --tokens-of-file FILE   token ids, one line, space-separated
  *   --logits TEXT FILE              last-position logits of TEXT, n_vocab float32 little-endian, to FILE
  *   --dump-kv FILE --text TXT [--dump-tokens N] [--dump-layers 0,1,15,29] [--dump-f32]
@@ -943,31 +948,71 @@ static size_t detokenize(const tokenizer *tk, int id, char *buf) {
 
 /* ------------------------------------------------------------------ >>kvcache
  * The seam where a compressed KV cache plugs in. The forward pass hands every
- * new key (after RoPE) and value to kv_store(); attention reads them back,
- * decoded, through kv_read(). The fp32 reference keeps the vectors as they are.
- * A test cache sets `roundtrip`, which kv_store() applies in place to each
- * stored vector (encode, then decode), so attention sees exactly what a
- * compressed cache would give back. Layout: [layer][kv_head][pos][head_dim]. */
+ * new key (after RoPE) and value to kv_store(); attention reads them back
+ * through kv_read(). The fp32 reference keeps the vectors as they are. A test
+ * cache sets `roundtrip`, which kv_store() applies in place to each stored
+ * token's keys, then its values (encode, then decode), so attention sees exactly
+ * what a compressed cache would give back. A test cache also keeps the exact
+ * vectors beside the decoded ones, for two things:
+ *   - exact positions: the first n_sink positions of each window are never
+ *     coded, and attention reads the exact key and value of every position
+ *     within n_window of its query (query_pos - key_pos < n_window, the query's
+ *     own position included), in the same softmax as the decoded others;
+ *   - per-layer metrics (kv_layer_stats): the codec's relative error, and the
+ *     attention of each query over the test cache against its attention over
+ *     the exact keys and values of the same forward.
+ * Layout: [layer][kv_head][pos][head_dim]. */
 
-typedef void (*kv_roundtrip_fn)(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user);
+/* vec: one token's keys (is_key) or values at `layer`, n_head heads of d floats concatenated; replace
+ * them by their decoded version. Returns 1 if it coded them, 0 if it left them exact. */
+typedef int (*kv_roundtrip_fn)(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user);
+
+typedef struct {
+    double err[2];       /* [0 = value, 1 = key]: sum over coded head vectors of |x - x'|^2 / |x|^2 */
+    long n_err[2];       /* vectors in that sum */
+    double cos;          /* sum over queries (token x query head) of cos(output, output over the exact cache) */
+    long n_q;            /* queries */
+    long top1, top5;     /* queries whose most-attended key / top-5 key set is the exact attention's */
+    long top5_hits, top5_n; /* sums of keys common to the top-5 and the exact top-5 and of the set sizes (min(5, keys)) */
+} kv_layer_stats;
 
 typedef struct {
     int n_layer, n_kv_head, head_dim, n_ctx;
-    float *k, *v;                /* decoded vectors */
+    int n_sink, n_window;        /* exact positions, see above; 0 = none */
+    float *k, *v;                /* what attention reads: decoded vectors (exact for the reference) */
+    float *kx, *vx;              /* exact vectors: test caches only, else == k, v */
+    float *tok;                  /* one token's vectors, heads concatenated, for the roundtrip */
     kv_roundtrip_fn roundtrip;   /* NULL: identity (the fp32 reference) */
     void *user;
+    kv_layer_stats *stats;       /* [n_layer], test caches only */
 } kv_cache;
 
-static void kv_init(kv_cache *c, const model *m, int n_ctx, kv_roundtrip_fn rt, void *user) {
+static void kv_init(kv_cache *c, const model *m, int n_ctx, kv_roundtrip_fn rt, void *user, int n_sink, int n_window) {
     size_t n = (size_t)m->n_layer * (size_t)m->n_head_kv * (size_t)n_ctx;
+    memset(c, 0, sizeof *c);
     c->n_layer = m->n_layer; c->n_kv_head = m->n_head_kv; c->head_dim = m->head_dim; c->n_ctx = n_ctx;
+    c->n_sink = n_sink;
+    c->n_window = n_window;
     c->k = (float *)xcalloc(n, (size_t)m->head_dim * sizeof(float));
     c->v = (float *)xcalloc(n, (size_t)m->head_dim * sizeof(float));
+    c->kx = c->k;
+    c->vx = c->v;
     c->roundtrip = rt;
     c->user = user;
+    if (rt) {
+        c->kx = (float *)xcalloc(n, (size_t)m->head_dim * sizeof(float));
+        c->vx = (float *)xcalloc(n, (size_t)m->head_dim * sizeof(float));
+        c->tok = (float *)xmalloc((size_t)m->n_head_kv * (size_t)m->head_dim, sizeof(float));
+        c->stats = (kv_layer_stats *)xcalloc((size_t)m->n_layer, sizeof(kv_layer_stats));
+    }
 }
 
-static void kv_free(kv_cache *c) { free(c->k); free(c->v); c->k = c->v = NULL; }
+static void kv_free(kv_cache *c) {
+    if (c->kx != c->k) { free(c->kx); free(c->vx); }
+    free(c->k); free(c->v); free(c->tok); free(c->stats);
+    c->k = c->v = c->kx = c->vx = c->tok = NULL;
+    c->stats = NULL;
+}
 
 static size_t kv_index(const kv_cache *c, int layer, int kv_head, int pos) {
     return (((size_t)layer * (size_t)c->n_kv_head + (size_t)kv_head) * (size_t)c->n_ctx + (size_t)pos) * (size_t)c->head_dim;
@@ -975,42 +1020,68 @@ static size_t kv_index(const kv_cache *c, int layer, int kv_head, int pos) {
 
 /* k, v: [n_kv_head][head_dim] of the token at pos (k after RoPE) */
 static void kv_store(kv_cache *c, int layer, int pos, const float *k, const float *v) {
-    int h, d = c->head_dim;
+    const int d = c->head_dim, H = c->n_kv_head;
+    int h, i, kv;
     if (pos < 0 || pos >= c->n_ctx) fail("internal: KV position %d outside the cache (%d)", pos, c->n_ctx);
-    for (h = 0; h < c->n_kv_head; h++) {
-        float *kd = c->k + kv_index(c, layer, h, pos), *vd = c->v + kv_index(c, layer, h, pos);
-        memcpy(kd, k + (size_t)h * d, (size_t)d * sizeof(float));
-        memcpy(vd, v + (size_t)h * d, (size_t)d * sizeof(float));
-        if (c->roundtrip) {
-            c->roundtrip(layer, h, 1, pos, kd, d, c->user);
-            c->roundtrip(layer, h, 0, pos, vd, d, c->user);
+    for (kv = 1; kv >= 0; kv--) { /* keys, then values */
+        const float *src = kv ? k : v;
+        float *dec = kv ? c->k : c->v, *ex = kv ? c->kx : c->vx;
+        int coded = 0;
+        if (c->roundtrip && pos >= c->n_sink) {
+            memcpy(c->tok, src, (size_t)H * (size_t)d * sizeof(float));
+            coded = c->roundtrip(layer, kv, pos, c->tok, H, d, c->user);
+        }
+        for (h = 0; h < H; h++) {
+            const float *x = src + (size_t)h * d, *y = c->tok + (size_t)h * d;
+            memcpy(dec + kv_index(c, layer, h, pos), coded ? y : x, (size_t)d * sizeof(float));
+            if (ex != dec) memcpy(ex + kv_index(c, layer, h, pos), x, (size_t)d * sizeof(float));
+            if (coded) {
+                double e = 0.0, n = 0.0;
+                for (i = 0; i < d; i++) {
+                    e += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+                    n += (double)x[i] * x[i];
+                }
+                if (n > 0.0) {
+                    c->stats[layer].err[kv] += e / n;
+                    c->stats[layer].n_err[kv]++;
+                }
+            }
         }
     }
 }
 
-/* decoded keys (is_key) or values of one layer and KV head: [pos][head_dim] for the positions stored so far */
+/* keys (is_key) or values of one layer and KV head, [pos][head_dim] for the positions stored so far:
+ * as decoded (what attention reads outside the exact positions), or exact */
 static const float *kv_read(const kv_cache *c, int layer, int kv_head, int is_key) {
     return (is_key ? c->k : c->v) + kv_index(c, layer, kv_head, 0);
 }
+static const float *kv_read_exact(const kv_cache *c, int layer, int kv_head, int is_key) {
+    return (is_key ? c->kx : c->vx) + kv_index(c, layer, kv_head, 0);
+}
 
 /* Test caches available from the command line, as roundtrip functions. */
-static void rt_identity(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
-    (void)layer; (void)kv_head; (void)is_key; (void)pos; (void)vec; (void)d; (void)user;
+static int rt_identity(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user) {
+    (void)layer; (void)is_key; (void)pos; (void)vec; (void)n_head; (void)d; (void)user;
+    return 1;
 }
-static void rt_fp16(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+static int rt_fp16(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user) {
     int i;
-    (void)layer; (void)kv_head; (void)is_key; (void)pos; (void)user;
-    for (i = 0; i < d; i++) vec[i] = f16_to_f32(f32_to_f16(vec[i]));
+    (void)layer; (void)is_key; (void)pos; (void)user;
+    for (i = 0; i < n_head * d; i++) vec[i] = f16_to_f32(f32_to_f16(vec[i]));
+    return 1;
 }
-/* symmetric absmax per vector, 2^(bits-1)-1 levels each side; user points at an int bit count */
-static void rt_absmax(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
-    int i, q = (1 << (*(const int *)user - 1)) - 1;
-    float amax = 0.0f, s;
-    (void)layer; (void)kv_head; (void)is_key; (void)pos;
-    for (i = 0; i < d; i++) amax = fabsf(vec[i]) > amax ? fabsf(vec[i]) : amax;
-    if (amax == 0.0f) return;
-    s = amax / (float)q;
-    for (i = 0; i < d; i++) vec[i] = s * (float)(int)lrintf(vec[i] / s);
+/* symmetric absmax per head vector, 2^(bits-1)-1 levels each side; user points at an int bit count */
+static int rt_absmax(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user) {
+    int h, i, q = (1 << (*(const int *)user - 1)) - 1;
+    (void)layer; (void)is_key; (void)pos;
+    for (h = 0; h < n_head; h++, vec += d) {
+        float amax = 0.0f, s;
+        for (i = 0; i < d; i++) amax = fabsf(vec[i]) > amax ? fabsf(vec[i]) : amax;
+        if (amax == 0.0f) continue;
+        s = amax / (float)q;
+        for (i = 0; i < d; i++) vec[i] = s * (float)(int)lrintf(vec[i] / s);
+    }
+    return 1;
 }
 
 /* The test caches --compare can name: add a codec here (its roundtrip function and
@@ -1023,34 +1094,30 @@ static const struct { const char *name; kv_roundtrip_fn fn; int arg; } test_cach
 };
 
 /* kvtc test caches: `--compare NAME` with a NAME from kvtc_cfgs. Keys are compressed as the model
- * stores them (after RoPE); `sink` first positions of each window and, with `edge`, the first and
- * last layer stay exact. */
+ * stores them (after RoPE); with `edge`, the first and last layer stay exact. */
 typedef struct {
     const char *name;
     kvtc_method km;
     int kb;
     kvtc_method vm;
-    int vb, corr, sink, edge; /* corr: 0 default (on), -1 off */
+    int vb, corr, edge; /* corr: 0 default (on), -1 off */
 } kvtc_cfg;
 static const kvtc_cfg kvtc_cfgs[] = {
-    {"tq8/4", KVTC_METHOD_TQ_MSE, 8, KVTC_METHOD_TQ_MSE, 4, 0, 0, 0},
-    {"tq4/4", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 0, 0, 0},
-    {"tq4/4-nocorr", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, -1, 0, 0},
-    {"tq4/2", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 2, 0, 0, 0},
-    {"tq4/aff4", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_AFFINE, 4, 0, 0, 0},
-    {"tq3/3", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0, 0},
-    {"tq3/3-sink4", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 4, 0},
-    {"tq3/3-edge", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0, 1},
-    {"tq2/2", KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 0, 0, 0},
-    {"prod4/4", KVTC_METHOD_TQ_PROD, 4, KVTC_METHOD_TQ_MSE, 4, 0, 0, 0},
-    {"prod3/3", KVTC_METHOD_TQ_PROD, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0, 0},
+    {"tq8/4", KVTC_METHOD_TQ_MSE, 8, KVTC_METHOD_TQ_MSE, 4, 0, 0},
+    {"tq4/4", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 0, 0},
+    {"tq4/4-nocorr", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, -1, 0},
+    {"tq4/2", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 2, 0, 0},
+    {"tq4/aff4", KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_AFFINE, 4, 0, 0},
+    {"tq3/3", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0},
+    {"tq3/3-edge", KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 0, 1},
+    {"tq2/2", KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 0, 0},
+    {"prod4/4", KVTC_METHOD_TQ_PROD, 4, KVTC_METHOD_TQ_MSE, 4, 0, 0},
+    {"prod3/3", KVTC_METHOD_TQ_PROD, 3, KVTC_METHOD_TQ_MSE, 3, 0, 0},
 };
 typedef struct {
     const kvtc_cfg *cfg;
     kvtc_codec *k, *v;
     int n_layers;
-    double *err; /* [layer][2 = value, key]: sum over encoded vectors of ||x - x'||^2 / ||x||^2 */
-    long *cnt;   /* [layer][2]: vectors in that sum */
 } kvtc_rt;
 
 static kvtc_codec *kvtc_make(kvtc_method m, int bits, int corr, int d, uint64_t seed) {
@@ -1063,82 +1130,93 @@ static kvtc_codec *kvtc_make(kvtc_method m, int bits, int corr, int d, uint64_t 
     return c;
 }
 
-static void rt_kvtc(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+static int rt_kvtc(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user) {
     kvtc_rt *r = (kvtc_rt *)user;
     const kvtc_codec *c = is_key ? r->k : r->v;
     unsigned char rec[2048];
-    float orig[512];
-    double e = 0.0, n = 0.0;
     size_t bytes;
     kvtc_status st;
-    int i;
-    (void)kv_head;
-    if (pos < r->cfg->sink || (r->cfg->edge && (layer == 0 || layer == r->n_layers - 1))) return;
+    int h;
+    (void)pos;
+    if (r->cfg->edge && (layer == 0 || layer == r->n_layers - 1)) return 0;
     if ((st = kvtc_codec_encoded_bytes(c, 1, &bytes)) != KVTC_OK || bytes > sizeof rec)
         fail("kvtc: record size: %s", kvtc_status_string(st));
-    st = kvtc_codec_encode(c, vec, 1, rec, bytes); /* NaN/Inf or out-of-range norms store zeros */
-    if (st != KVTC_OK && st != KVTC_ERR_NONFINITE && st != KVTC_ERR_RANGE) fail("kvtc encode: %s", kvtc_status_string(st));
-    if (d > 512) fail("kvtc: head dim %d > 512", d);
-    memcpy(orig, vec, (size_t)d * sizeof(float));
-    if ((st = kvtc_codec_decode(c, rec, bytes, 1, vec, (size_t)d)) != KVTC_OK) fail("kvtc decode: %s", kvtc_status_string(st));
-    for (i = 0; i < d; i++) {
-        e += ((double)vec[i] - orig[i]) * ((double)vec[i] - orig[i]);
-        n += (double)orig[i] * orig[i];
+    for (h = 0; h < n_head; h++, vec += d) {
+        st = kvtc_codec_encode(c, vec, 1, rec, bytes); /* NaN/Inf or out-of-range norms store zeros */
+        if (st != KVTC_OK && st != KVTC_ERR_NONFINITE && st != KVTC_ERR_RANGE) fail("kvtc encode: %s", kvtc_status_string(st));
+        if ((st = kvtc_codec_decode(c, rec, bytes, 1, vec, (size_t)d)) != KVTC_OK) fail("kvtc decode: %s", kvtc_status_string(st));
     }
-    if (n > 0.0) {
-        r->err[2 * layer + !!is_key] += e / n;
-        r->cnt[2 * layer + !!is_key]++;
-    }
+    return 1;
 }
 
-/* KVTC test caches (`--compare kvtc8x` / `kvtc16x`): one PCA basis per layer, KV head and K/V,
- * calibrated on the first 2048 tokens of data/calib.txt (keys with RoPE removed), greedy bits at a
- * budget of 128 / 64 bits per 64-dim vector (8x / 16x vs fp16 before record headers), Gaussian
- * quantizer. Each stored vector goes through a one-token record for quality; the ratio printed is
- * that of 1024-token chunks, every byte counted. */
+/* KVTC test caches: PCA bases calibrated on the calibration text (keys with RoPE removed), greedy
+ * bits per vector (kvtc_bit_alloc), Gaussian quantizer. Names: kvtc-GROUP-kKBvVB, GROUP `head` (a
+ * basis per layer, KV head and K/V: p = head_dim) or `layer` (a basis per layer and K/V over all its
+ * KV heads: p = n_kv_head * head_dim); KB and VB the bits per coordinate of a coded key and value
+ * (budget round(KB * p) bits per vector); kvtc8x = kvtc-head-k2v2, kvtc16x = kvtc-head-k1v1. Each
+ * stored vector goes through a one-token record (the Gaussian quantizer keeps no per-chunk data, so a
+ * token codes the same alone as in a chunk); the bits printed are those of the library's record of a
+ * chunk of --ctx tokens with the cache's sink and window tokens in fp16, every byte counted. */
 typedef struct {
-    kvtc_tc_calib **calib; /* [layer][kv_head][2 = key, value] */
+    int by_layer;          /* grouping: 0 per head, 1 per layer */
+    double kbits, vbits;   /* bits per coordinate of a coded key / value */
+    int n_cal;             /* calibration tokens (-calN; default 2048) */
+    int n_grp, p;          /* groups per layer (n_kv_head or 1), their dimension */
+    kvtc_tc_calib **calib; /* [layer][group][2 = key, value] */
     kvtc_tc **tc;
+    kvtc_rope_params rope; /* for one group's vector */
     void *scratch;
     size_t scratch_bytes, rec_bytes;
     unsigned char *rec;
-    kvtc_rope_params rope;
-    int n_kv;
-    float *samples; /* calibration: [layer][kv_head][2][n_max][d] */
-    size_t *n_samples;
-    size_t n_max;
-    int d;
 } kvtc_tc_rt;
 
-static void rt_kvtc_collect(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
+static int rt_kvtc_tc(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user) {
     kvtc_tc_rt *r = (kvtc_tc_rt *)user;
-    size_t slot = ((size_t)layer * r->n_kv + (size_t)kv_head) * 2 + (size_t)(is_key ? 0 : 1);
-    float *dst;
-    int64_t p64 = pos;
-    if (r->n_samples[slot] >= r->n_max) return;
-    dst = r->samples + (slot * r->n_max + r->n_samples[slot]++) * (size_t)d;
-    memcpy(dst, vec, (size_t)d * sizeof(float));
-    if (is_key && kvtc_rope_remove(&r->rope, dst, 1, &p64) != KVTC_OK) fail("kvtc_rope_remove");
-}
-
-static void rt_kvtc_tc(int layer, int kv_head, int is_key, int pos, float *vec, int d, void *user) {
-    kvtc_tc_rt *r = (kvtc_tc_rt *)user;
-    size_t slot = ((size_t)layer * r->n_kv + (size_t)kv_head) * 2 + (size_t)(is_key ? 0 : 1);
     int64_t p64 = pos;
     kvtc_status st;
-    if (is_key && kvtc_rope_remove(&r->rope, vec, 1, &p64) != KVTC_OK) fail("kvtc_rope_remove");
-    st = kvtc_tc_encode(r->tc[slot], vec, 1, r->rec, r->rec_bytes, r->scratch, r->scratch_bytes);
-    if (st != KVTC_OK) fail("kvtc_tc_encode: %s", kvtc_status_string(st));
-    st = kvtc_tc_decode(r->tc[slot], r->rec, r->rec_bytes, vec, (size_t)d, r->scratch, r->scratch_bytes);
-    if (st != KVTC_OK) fail("kvtc_tc_decode: %s", kvtc_status_string(st));
-    if (is_key && kvtc_rope_apply(&r->rope, vec, 1, &p64) != KVTC_OK) fail("kvtc_rope_apply");
+    int g;
+    (void)n_head; (void)d;
+    for (g = 0; g < r->n_grp; g++) {
+        const kvtc_tc *tc = r->tc[((size_t)layer * r->n_grp + g) * 2 + (is_key ? 0 : 1)];
+        float *x = vec + (size_t)g * r->p;
+        if (is_key && kvtc_rope_remove(&r->rope, x, 1, &p64) != KVTC_OK) fail("kvtc_rope_remove");
+        if ((st = kvtc_tc_encode(tc, x, 1, r->rec, r->rec_bytes, r->scratch, r->scratch_bytes)) != KVTC_OK)
+            fail("kvtc_tc_encode: %s", kvtc_status_string(st));
+        if ((st = kvtc_tc_decode(tc, r->rec, r->rec_bytes, x, (size_t)r->p, r->scratch, r->scratch_bytes)) != KVTC_OK)
+            fail("kvtc_tc_decode: %s", kvtc_status_string(st));
+        if (is_key && kvtc_rope_apply(&r->rope, x, 1, &p64) != KVTC_OK) fail("kvtc_rope_apply");
+    }
+    return 1;
+}
+
+/* Calibration vectors: the exact keys (RoPE removed) and values of the first n_max tokens of the
+ * calibration text, run through the model in windows of --ctx tokens; sample i sits at position
+ * i % ctx of its window. x: [layer][2 = key, value][n_max][n_kv_head * head_dim]. */
+typedef struct {
+    size_t n_max, row;
+    size_t *n;             /* [layer][2]: samples collected */
+    float *x;
+    kvtc_rope_params rope; /* a token's n_kv_head heads */
+} calib_set;
+
+static int rt_calib_collect(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user) {
+    calib_set *cs = (calib_set *)user;
+    const size_t slot = (size_t)layer * 2 + (is_key ? 0 : 1);
+    int64_t p64 = pos;
+    float *dst;
+    (void)n_head; (void)d;
+    if (cs->n[slot] >= cs->n_max) return 0;
+    dst = cs->x + (slot * cs->n_max + cs->n[slot]++) * cs->row;
+    memcpy(dst, vec, cs->row * sizeof(float));
+    if (is_key && kvtc_rope_remove(&cs->rope, dst, 1, &p64) != KVTC_OK) fail("kvtc_rope_remove");
+    return 0;
 }
 
 /* ------------------------------------------------------------------ >>forward */
 
 typedef struct {
     int max_T, n_ctx;
-    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *scores, *rope_cs;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *scores, *scores_x, *rope_cs;
 } scratch;
 
 static void scratch_init(scratch *s, const model *m, int max_T, int n_ctx) {
@@ -1156,6 +1234,7 @@ static void scratch_init(scratch *s, const model *m, int max_T, int n_ctx) {
     s->hb = (float *)xmalloc(T * F, sizeof(float));
     s->hb2 = (float *)xmalloc(T * F, sizeof(float));
     s->scores = (float *)xmalloc((size_t)n_ctx, sizeof(float));
+    s->scores_x = (float *)xmalloc((size_t)n_ctx, sizeof(float));
     /* RoPE table: angle pos * theta^(-2i/head_dim) for pair i, positions 0..n_ctx-1 */
     s->rope_cs = (float *)xmalloc((size_t)n_ctx * (size_t)half, 2 * sizeof(float));
     for (p = 0; p < n_ctx; p++)
@@ -1168,7 +1247,7 @@ static void scratch_init(scratch *s, const model *m, int max_T, int n_ctx) {
 
 static void scratch_free(scratch *s) {
     free(s->x); free(s->xb); free(s->xb2); free(s->q); free(s->att); free(s->k); free(s->v);
-    free(s->hb); free(s->hb2); free(s->scores); free(s->rope_cs);
+    free(s->hb); free(s->hb2); free(s->scores); free(s->scores_x); free(s->rope_cs);
 }
 
 /* y[t][o] = sum_i W[o][i] x[t][i] for T tokens; x [T][n_in], y [T][n_out] */
@@ -1250,12 +1329,66 @@ static float dot(const float *a, const float *b, int n) {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+/* Softmax attention of query q over keys 0..n-1, rows j < jx from K and V, rows j >= jx from Kx and Vx
+ * (the exact ones); sc: the n scores, left as exp(s_j - max s); o: hd outputs. */
+static void attend(const float *q, const float *K, const float *V, const float *Kx, const float *Vx, int n, int jx, int hd,
+                   float scale, float *sc, float *o) {
+    float mx = -INFINITY, inv, acc[MAX_HEAD_DIM];
+    double sum = 0.0;
+    int i, j, k;
+    for (j = 0; j < n; j++) {
+        sc[j] = dot(q, (j < jx ? K : Kx) + (size_t)j * hd, hd) * scale;
+        mx = sc[j] > mx ? sc[j] : mx;
+    }
+    for (j = 0; j < n; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
+    inv = (float)(1.0 / sum);
+    for (i = 0; i < hd; i++) acc[i] = 0.0f;
+    for (j = 0; j < n; j++) {  /* a local accumulator, 8 lanes a step: GCC keeps it vectorized */
+        const float p = sc[j] * inv, *vr = (j < jx ? V : Vx) + (size_t)j * hd;
+        for (i = 0; i < hd; i += 8)
+            for (k = 0; k < 8; k++) acc[i + k] += p * vr[i + k];
+    }
+    for (i = 0; i < hd; i++) o[i] = acc[i];
+}
+
+/* indices of the k (<= 5) largest of x[0..n), largest first, ties to the lower index */
+static void top_k(const float *x, int n, int k, int *idx) {
+    int j, i;
+    for (i = 0; i < k; i++) idx[i] = -1;
+    for (j = 0; j < n; j++) {
+        if (idx[k - 1] >= 0 && !(x[j] > x[idx[k - 1]])) continue;
+        for (i = k - 1; i > 0 && (idx[i - 1] < 0 || x[j] > x[idx[i - 1]]); i--) idx[i] = idx[i - 1];
+        idx[i] = j;
+    }
+}
+
+/* one query's attention over the test cache (output o, scores sc) against that over the exact cache */
+static void attn_compare(kv_layer_stats *st, const float *o, const float *ox, const float *sc, const float *scx, int n, int hd) {
+    double ab = 0.0, aa = 0.0, bb = 0.0;
+    int ia[5], ib[5], k = n < 5 ? n : 5, i, j, hits = 0;
+    for (i = 0; i < hd; i++) {
+        ab += (double)o[i] * ox[i];
+        aa += (double)o[i] * o[i];
+        bb += (double)ox[i] * ox[i];
+    }
+    st->cos += aa > 0.0 && bb > 0.0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+    top_k(sc, n, k, ia);
+    top_k(scx, n, k, ib);
+    for (i = 0; i < k; i++)
+        for (j = 0; j < k; j++) hits += ia[i] == ib[j];
+    st->n_q++;
+    st->top1 += ia[0] == ib[0];
+    st->top5 += hits == k;
+    st->top5_hits += hits;
+    st->top5_n += k;
+}
+
 /* tokens[0..T) at positions pos0..pos0+T-1: stores their K/V in c and writes logits
  * [T][n_vocab] (all_logits) or [1][n_vocab] of the last token, if logits != NULL */
 static void forward(const model *m, scratch *s, kv_cache *c, const int *tokens, int T, int pos0, float *logits, int all_logits) {
     const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, F = m->n_ff, grp = m->n_head / m->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    int l, t, h, i, j;
+    int l, t, h, i;
     if (T < 1 || T > s->max_T || pos0 < 0 || pos0 + T > s->n_ctx || pos0 + T > c->n_ctx) fail("internal: bad forward call (T %d at %d)", T, pos0);
     for (t = 0; t < T; t++) {
         const int id = tokens[t];
@@ -1276,29 +1409,24 @@ static void forward(const model *m, scratch *s, kv_cache *c, const int *tokens, 
             rope(s->k + (size_t)t * KV, m->n_head_kv, hd, cs);
             kv_store(c, l, pos0 + t, s->k + (size_t)t * KV, s->v + (size_t)t * KV);
         }
-        /* causal attention of each token over the decoded cache, positions 0..pos */
+        /* causal attention of each token over the cache, positions 0..pos: decoded keys and values, exact
+         * ones for the last n_window positions; for a test cache, also over the exact ones, for the metrics */
         for (h = 0; h < m->n_head; h++) {
             const float *K = kv_read(c, l, h / grp, 1), *V = kv_read(c, l, h / grp, 0);
+            const float *Kx = kv_read_exact(c, l, h / grp, 1), *Vx = kv_read_exact(c, l, h / grp, 0);
             for (t = 0; t < T; t++) {
-                const int n = pos0 + t + 1;
+                const int n = pos0 + t + 1, jx = n - c->n_window > 0 ? n - c->n_window : 0;
                 const float *q = s->q + (size_t)t * E + (size_t)h * hd;
-                float *o = s->att + (size_t)t * E + (size_t)h * hd, mx = -INFINITY, *sc = s->scores;
-                double sum = 0.0;
-                float inv, acc[MAX_HEAD_DIM];
-                for (j = 0; j < n; j++) {
-                    sc[j] = dot(q, K + (size_t)j * hd, hd) * scale;
-                    mx = sc[j] > mx ? sc[j] : mx;
+                float *o = s->att + (size_t)t * E + (size_t)h * hd, ox[MAX_HEAD_DIM];
+                attend(q, K, V, Kx, Vx, n, c->n_window ? jx : n, hd, scale, s->scores, o);
+                if (c->stats) {
+                    if (c->n_window && jx == 0) { /* every key exact: the same attention */
+                        attn_compare(&c->stats[l], o, o, s->scores, s->scores, n, hd);
+                        continue;
+                    }
+                    attend(q, Kx, Vx, Kx, Vx, n, 0, hd, scale, s->scores_x, ox);
+                    attn_compare(&c->stats[l], o, ox, s->scores, s->scores_x, n, hd);
                 }
-                for (j = 0; j < n; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
-                inv = (float)(1.0 / sum);
-                for (i = 0; i < hd; i++) acc[i] = 0.0f;
-                for (j = 0; j < n; j++) {  /* a local accumulator, 8 lanes a step: GCC keeps it vectorized */
-                    const float p = sc[j] * inv, *vr = V + (size_t)j * hd;
-                    int k;
-                    for (i = 0; i < hd; i += 8)
-                        for (k = 0; k < 8; k++) acc[i + k] += p * vr[i + k];
-                }
-                for (i = 0; i < hd; i++) o[i] = acc[i];
             }
         }
         matmul(s->xb2, s->att, &L->wo, T);
@@ -1356,69 +1484,109 @@ static void text_tokens(const tokenizer *tk, const char *path, ivec *ids) {
     free(buf);
 }
 
-/* Collect keys (RoPE removed) and values of the first 2048 tokens of data/calib.txt, calibrate a
- * basis per (layer, KV head, K/V) and build its coder at `budget` bits per vector. */
-static void kvtc_tc_setup(const model *m, const tokenizer *tk, kvtc_tc_rt *r, int budget, int ctx, int batch) {
-    const size_t n_slots = (size_t)m->n_layer * (size_t)m->n_head_kv * 2;
+/* Run the model over n_max tokens of `path` from token `skip` on, in windows of ctx tokens, collecting
+ * every layer's exact keys (RoPE removed) and values into cs. */
+static void calib_collect(const model *m, const tokenizer *tk, calib_set *cs, const char *path, int skip, int n_max, int ctx,
+                          int batch) {
     ivec ids = {NULL, 0, 0};
     kv_cache c;
     scratch s;
-    float *logits;
-    size_t k, need;
-    int start, p;
-    double kb = 0.0, ratio = 0.0;
-    r->d = m->head_dim;
-    r->n_kv = m->n_head_kv;
-    r->n_max = 2048;
-    r->rope.head_dim = m->head_dim;
-    r->rope.style = KVTC_ROPE_INTERLEAVED;
-    r->rope.theta = m->rope_theta;
-    r->samples = (float *)xmalloc(n_slots * r->n_max * (size_t)r->d, sizeof(float));
-    r->n_samples = (size_t *)xmalloc(n_slots, sizeof(size_t));
-    memset(r->n_samples, 0, n_slots * sizeof(size_t));
-    r->calib = (kvtc_tc_calib **)xmalloc(n_slots, sizeof(kvtc_tc_calib *));
-    r->tc = (kvtc_tc **)xmalloc(n_slots, sizeof(kvtc_tc *));
-    text_tokens(tk, "data/calib.txt", &ids);
-    kv_init(&c, m, ctx, rt_kvtc_collect, r);
+    int start, p, n;
+    text_tokens(tk, path, &ids);
+    n = (int)ids.n - skip;
+    if (n < 2) fail("--calib: %s has %zu tokens, not enough after skipping %d", path, ids.n, skip);
+    if (n > n_max) n = n_max;
+    memset(cs, 0, sizeof *cs);
+    cs->n_max = (size_t)n;
+    cs->row = (size_t)m->n_head_kv * (size_t)m->head_dim;
+    cs->rope.head_dim = m->head_dim;
+    cs->rope.n_heads = m->n_head_kv;
+    cs->rope.style = KVTC_ROPE_INTERLEAVED;
+    cs->rope.theta = m->rope_theta;
+    cs->n = (size_t *)xcalloc((size_t)m->n_layer * 2, sizeof(size_t));
+    cs->x = (float *)xmalloc((size_t)m->n_layer * 2 * cs->n_max, cs->row * sizeof(float));
+    kv_init(&c, m, ctx, rt_calib_collect, cs, 0, 0);
     scratch_init(&s, m, batch, ctx);
-    logits = (float *)xmalloc((size_t)batch * (size_t)m->n_vocab, sizeof(float));
-    for (start = 0; start < (int)r->n_max && start < (int)ids.n; start += ctx)
-        for (p = 0; p < ctx && start + p < (int)r->n_max && start + p < (int)ids.n; p += batch) {
+    for (start = 0; start < n; start += ctx)
+        for (p = 0; p < ctx && start + p < n; p += batch) {
             int T = batch;
             if (T > ctx - p) T = ctx - p;
-            if (T > (int)ids.n - start - p) T = (int)ids.n - start - p;
-            forward(m, &s, &c, ids.v + start + p, T, p, logits, 0);
+            if (T > n - start - p) T = n - start - p;
+            forward(m, &s, &c, ids.v + skip + start + p, T, p, NULL, 0);
         }
-    for (k = 0; k < n_slots; k++) {
-        kvtc_tc_calib_params cp;
-        kvtc_tc_params tp;
-        kvtc_status st;
-        memset(&cp, 0, sizeof cp);
-        memset(&tp, 0, sizeof tp);
-        cp.dim = r->d;
-        tp.budget_bits = budget;
-        tp.n_sink = KVTC_TC_NONE;
-        tp.n_window = KVTC_TC_NONE;
-        if ((st = kvtc_tc_calibrate(&cp, r->samples + k * r->n_max * (size_t)r->d, r->n_samples[k], &r->calib[k])) != KVTC_OK)
-            fail("kvtc_tc_calibrate: %s", kvtc_status_string(st));
-        if ((st = kvtc_tc_create(&tp, r->calib[k], &r->tc[k])) != KVTC_OK) fail("kvtc_tc_create: %s", kvtc_status_string(st));
-        if ((st = kvtc_tc_scratch_bytes(r->tc[k], 1, &need)) != KVTC_OK) fail("kvtc_tc_scratch_bytes");
-        if (need > r->scratch_bytes) r->scratch_bytes = need;
-        if ((st = kvtc_tc_chunk_bytes(r->tc[k], 1, &need)) != KVTC_OK) fail("kvtc_tc_chunk_bytes");
-        if (need > r->rec_bytes) r->rec_bytes = need;
-        if (kvtc_tc_ratio(r->tc[k], 1024, &kb) != KVTC_OK) fail("kvtc_tc_ratio");
-        ratio += kb / (double)n_slots;
-    }
-    r->scratch = xmalloc(r->scratch_bytes, 1);
-    r->rec = (unsigned char *)xmalloc(r->rec_bytes, 1);
-    printf("kvtc KVTC: %zu bases (layer x KV head x K/V) from %zu tokens of data/calib.txt, %d bits per vector;"
-           " %.2fx vs fp16 for 1024-token chunks (headers included)\n", n_slots, r->n_samples[0], budget, ratio);
-    free(logits);
-    free(r->samples);
-    r->samples = NULL;
+    printf("calibration: %d tokens of %s from token %d, windows of %d\n", n, path, skip, ctx);
     kv_free(&c);
     scratch_free(&s);
     free(ids.v);
+}
+
+/* Calibrate r's bases from the first n_cal samples of cs, leaving out the positions < sink (they are
+ * never coded), and build its coders; kb, vb: bits per coordinate of keys and values in the library's
+ * record of a ctx-token chunk with sink and window tokens in fp16, every byte counted. */
+static void kvtc_tc_build(kvtc_tc_rt *r, const calib_set *cs, const model *m, int ctx, int sink, int win, double *kb, double *vb) {
+    const size_t n_slots = (size_t)m->n_layer * (size_t)r->n_grp * 2, n_cal = (size_t)r->n_cal < cs->n_max ? (size_t)r->n_cal : cs->n_max;
+    float *buf = (float *)xmalloc(n_cal, (size_t)r->p * sizeof(float));
+    double bytes[2] = {0.0, 0.0};
+    size_t k, i, n = 0, need;
+    r->rope.head_dim = m->head_dim;
+    r->rope.n_heads = r->p / m->head_dim;
+    r->rope.style = KVTC_ROPE_INTERLEAVED;
+    r->rope.theta = m->rope_theta;
+    r->calib = (kvtc_tc_calib **)xcalloc(n_slots, sizeof(kvtc_tc_calib *));
+    r->tc = (kvtc_tc **)xcalloc(n_slots, sizeof(kvtc_tc *));
+    for (k = 0; k < n_slots; k++) {
+        const size_t layer = k / 2 / (size_t)r->n_grp, g = k / 2 % (size_t)r->n_grp, kv = k % 2;
+        const float *src = cs->x + (layer * 2 + kv) * cs->n_max * cs->row + g * (size_t)r->p;
+        kvtc_tc_calib_params cp;
+        kvtc_tc_params tp;
+        kvtc_tc *acc = NULL;
+        kvtc_status st;
+        for (i = n = 0; i < n_cal && i < cs->n[layer * 2 + kv]; i++)
+            if (i % (size_t)ctx >= (size_t)sink) memcpy(buf + n++ * (size_t)r->p, src + i * cs->row, (size_t)r->p * sizeof(float));
+        memset(&cp, 0, sizeof cp);
+        memset(&tp, 0, sizeof tp);
+        cp.dim = r->p;
+        tp.budget_bits = (int)lround((kv ? r->vbits : r->kbits) * r->p);
+        if (tp.budget_bits < 1) fail("kvtc: a budget of %d bits per vector", tp.budget_bits);
+        if ((st = kvtc_tc_calibrate(&cp, buf, n, &r->calib[k])) != KVTC_OK) fail("kvtc_tc_calibrate: %s", kvtc_status_string(st));
+        /* the chunk the bits are counted on: ctx tokens, sink and window tokens in fp16 */
+        tp.n_sink = sink ? sink : KVTC_TC_NONE;
+        tp.n_window = win ? win : KVTC_TC_NONE;
+        if ((st = kvtc_tc_create(&tp, r->calib[k], &acc)) != KVTC_OK) fail("kvtc_tc_create: %s", kvtc_status_string(st));
+        if ((st = kvtc_tc_chunk_bytes(acc, (size_t)ctx, &need)) != KVTC_OK) fail("kvtc_tc_chunk_bytes: %s", kvtc_status_string(st));
+        bytes[kv] += (double)need;
+        kvtc_tc_destroy(acc);
+        /* the coder of the test cache: one-token records, no fp16 tokens in them */
+        tp.n_sink = KVTC_TC_NONE;
+        tp.n_window = KVTC_TC_NONE;
+        if ((st = kvtc_tc_create(&tp, r->calib[k], &r->tc[k])) != KVTC_OK) fail("kvtc_tc_create: %s", kvtc_status_string(st));
+        if ((st = kvtc_tc_scratch_bytes(r->tc[k], 1, &need)) != KVTC_OK) fail("kvtc_tc_scratch_bytes: %s", kvtc_status_string(st));
+        if (need > r->scratch_bytes) r->scratch_bytes = need;
+        if ((st = kvtc_tc_chunk_bytes(r->tc[k], 1, &need)) != KVTC_OK) fail("kvtc_tc_chunk_bytes: %s", kvtc_status_string(st));
+        if (need > r->rec_bytes) r->rec_bytes = need;
+    }
+    r->scratch = xmalloc(r->scratch_bytes, 1);
+    r->rec = (unsigned char *)xmalloc(r->rec_bytes, 1);
+    *kb = 8.0 * bytes[0] / ((double)(n_slots / 2) * (double)ctx * r->p);
+    *vb = 8.0 * bytes[1] / ((double)(n_slots / 2) * (double)ctx * r->p);
+    printf("kvtc KVTC: %zu bases (%s x K/V, p = %d) from %zu vectors each, budgets %d / %d bits per key / value vector;"
+           " keys %.3f, values %.3f bits per coordinate in %d-token chunks, %.2fx vs fp16, all bytes counted\n",
+           n_slots, r->n_grp > 1 ? "layer x KV head" : "layer", r->p, n, (int)lround(r->kbits * r->p),
+           (int)lround(r->vbits * r->p), *kb, *vb, ctx, 32.0 / (*kb + *vb));
+    free(buf);
+}
+
+static void kvtc_tc_free(kvtc_tc_rt *r, int n_layer) {
+    size_t k, n_slots = (size_t)n_layer * (size_t)r->n_grp * 2;
+    for (k = 0; k < n_slots && r->tc; k++) {
+        kvtc_tc_destroy(r->tc[k]);
+        kvtc_tc_calib_destroy(r->calib[k]);
+    }
+    free(r->tc);
+    free(r->calib);
+    free(r->scratch);
+    free(r->rec);
+    free(r);
 }
 
 /* One test cache of an eval: its roundtrip, its cache, its logits and its running statistics. */
@@ -1428,86 +1596,163 @@ typedef struct {
     void *user;
     int bits;          /* the int a test_caches[] roundtrip reads */
     kvtc_rt *kr;       /* kvtc_cfgs[] caches */
-    kvtc_tc_rt *kt;    /* kvtc8x / kvtc16x */
-    double kb, vb;     /* kvtc: bits per coordinate of keys and values (norms included), 0 if not known */
+    kvtc_tc_rt *kt;    /* KVTC caches */
+    int sink, win;     /* exact positions (-sinkS, -winW) */
+    double kb, vb;     /* bits per coordinate of a coded key / value (kvtc caches; 0 if not known) */
+    double ekb, evb;   /* the same at a full --ctx cache, exact vectors counted as fp16 (KVTC: whole records) */
     kv_cache c;
     float *logits;
     double nll, kl_sum, kl_max;
     long n_agree;
 } eval_test;
 
-static void eval_test_setup(eval_test *t, const model *m, const tokenizer *tk, const char *name, int ctx, int batch) {
-    size_t k;
+/* digits only, at least one, value in [0, 2^30) */
+static int parse_suffix(const char *tok, size_t len, const char *key, int *out) {
+    const size_t kl = strlen(key);
+    size_t i;
+    long v = 0;
+    if (len <= kl || memcmp(tok, key, kl) != 0) return 0;
+    for (i = kl; i < len; i++) {
+        if (tok[i] < '0' || tok[i] > '9' || v > (1L << 26)) return 0;
+        v = v * 10 + (tok[i] - '0');
+    }
+    *out = (int)v;
+    return 1;
+}
+
+/* NAME = BASE[-sinkS][-winW][-calN] (suffixes in any order): exact positions and calibration tokens */
+static void eval_test_setup(eval_test *t, const model *m, const char *name, int ctx) {
+    char base[64];
+    const char *p = name;
+    size_t k, blen = 0;
+    int n_cal = -1, edge = 0;
+    double kb, vb;
     memset(t, 0, sizeof *t);
     if (strlen(name) >= sizeof t->name) fail("--compare: name too long: %s", name);
     strcpy(t->name, name);
+    while (*p) {
+        const size_t len = strcspn(p, "-");
+        if (blen == 0 || !(parse_suffix(p, len, "sink", &t->sink) || parse_suffix(p, len, "win", &t->win) ||
+                           parse_suffix(p, len, "cal", &n_cal))) {
+            if (blen) base[blen++] = '-';
+            memcpy(base + blen, p, len);
+            blen += len;
+        }
+        p += len + (p[len] == '-');
+    }
+    base[blen] = 0;
     t->user = &t->bits;
     for (k = 0; k < sizeof test_caches / sizeof test_caches[0]; k++)
-        if (strcmp(name, test_caches[k].name) == 0) { t->rt = test_caches[k].fn; t->bits = test_caches[k].arg; }
+        if (strcmp(base, test_caches[k].name) == 0) { t->rt = test_caches[k].fn; t->bits = test_caches[k].arg; }
     for (k = 0; !t->rt && k < sizeof kvtc_cfgs / sizeof kvtc_cfgs[0]; k++)
-        if (strcmp(name, kvtc_cfgs[k].name) == 0) {
+        if (strcmp(base, kvtc_cfgs[k].name) == 0) {
             kvtc_rt *kr = (kvtc_rt *)xcalloc(1, sizeof *kr);
             kr->cfg = &kvtc_cfgs[k];
             /* fixed seeds, one codec for all keys and one for all values */
             kr->k = kvtc_make(kr->cfg->km, kr->cfg->kb, kr->cfg->corr, m->head_dim, 1);
             kr->v = kvtc_make(kr->cfg->vm, kr->cfg->vb, kr->cfg->corr, m->head_dim, 2);
             kr->n_layers = m->n_layer;
-            kr->err = (double *)xcalloc((size_t)m->n_layer * 2, sizeof(double));
-            kr->cnt = (long *)xcalloc((size_t)m->n_layer * 2, sizeof(long));
             if (kvtc_codec_bits_per_coord(kr->k, &t->kb) != KVTC_OK || kvtc_codec_bits_per_coord(kr->v, &t->vb) != KVTC_OK)
                 fail("kvtc_codec_bits_per_coord");
-            printf("kvtc %s: keys %.3f, values %.3f bits per coordinate (norms included), mean %.3f, %.2fx vs fp16%s\n",
-                   name, t->kb, t->vb, 0.5 * (t->kb + t->vb), 16.0 / (0.5 * (t->kb + t->vb)),
-                   kr->cfg->sink || kr->cfg->edge ? " for the compressed vectors (sink positions / edge layers stay exact)" : "");
+            edge = kr->cfg->edge;
             t->rt = rt_kvtc;
             t->user = kr;
             t->kr = kr;
         }
-    if (!t->rt && (strcmp(name, "kvtc8x") == 0 || strcmp(name, "kvtc16x") == 0)) {
-        t->kt = (kvtc_tc_rt *)xcalloc(1, sizeof *t->kt);
+    if (!t->rt) {
+        kvtc_tc_rt *r = (kvtc_tc_rt *)xcalloc(1, sizeof *r);
+        const char *spec = NULL;
+        char *end;
+        if (strcmp(base, "kvtc8x") == 0) spec = "k2v2";
+        else if (strcmp(base, "kvtc16x") == 0) spec = "k1v1";
+        else if (strncmp(base, "kvtc-head-", 10) == 0) spec = base + 10;
+        else if (strncmp(base, "kvtc-layer-", 11) == 0) spec = base + 11, r->by_layer = 1;
+        if (spec && spec[0] == 'k') {
+            r->kbits = strtod(spec + 1, &end);
+            if (*end == 'v') r->vbits = strtod(end + 1, &end);
+            if (*end || !(r->kbits > 0.0 && r->kbits <= 16.0 && r->vbits > 0.0 && r->vbits <= 16.0)) spec = NULL;
+        } else {
+            spec = NULL;
+        }
+        if (!spec) {
+            free(r);
+            fail("--compare: unknown test cache %s (see test_caches[], kvtc_cfgs[] and the KVTC names in the source)", name);
+        }
+        r->n_cal = n_cal >= 0 ? n_cal : 2048;
+        r->n_grp = r->by_layer ? 1 : m->n_head_kv;
+        r->p = r->by_layer ? m->n_head_kv * m->head_dim : m->head_dim;
+        t->kb = r->kbits;
+        t->vb = r->vbits;
         t->rt = rt_kvtc_tc;
-        t->user = t->kt;
-        kvtc_tc_setup(m, tk, t->kt, strcmp(name, "kvtc8x") == 0 ? 128 : 64, ctx, batch);
+        t->user = r;
+        t->kt = r;
+    } else if (n_cal >= 0) {
+        fail("--compare %s: -cal applies to KVTC caches only", name);
     }
-    if (!t->rt) fail("--compare: unknown test cache %s (see test_caches[], kvtc_cfgs[] and kvtc8x/kvtc16x in the source)", name);
-    t->logits = (float *)xmalloc((size_t)batch * (size_t)m->n_vocab, sizeof(float));
+    if (t->sink + t->win > ctx) fail("--compare %s: sink and window exceed --ctx %d", name, ctx);
+    /* bits at a full cache of ctx positions: exact positions (and edge layers) as fp16 */
+    kb = ((t->sink + t->win) * 16.0 + (ctx - t->sink - t->win) * t->kb) / ctx;
+    vb = ((t->sink + t->win) * 16.0 + (ctx - t->sink - t->win) * t->vb) / ctx;
+    t->ekb = edge ? (2 * 16.0 + (m->n_layer - 2) * kb) / m->n_layer : kb;
+    t->evb = edge ? (2 * 16.0 + (m->n_layer - 2) * vb) / m->n_layer : vb;
+    if (t->kr)
+        printf("kvtc %s: keys %.3f, values %.3f bits per coordinate (norms included), mean %.3f, %.2fx vs fp16;"
+               " at a full %d-token cache, exact vectors as fp16: %.3f bits, %.2fx\n", name, t->kb, t->vb, 0.5 * (t->kb + t->vb),
+               32.0 / (t->kb + t->vb), ctx, 0.5 * (t->ekb + t->evb), 32.0 / (t->ekb + t->evb));
 }
 
 static void eval_test_report(const eval_test *t, long n_pred, double nll_ref, int n_layer) {
     const double ppl = exp(t->nll / (double)n_pred), ppl_ref = exp(nll_ref / (double)n_pred);
+    static const char *what[5] = {"K rel. MSE", "V rel. MSE", "attn cos", "attn top-1 %", "attn top-5 %"};
+    double se[2] = {0.0, 0.0}, cos_min = 2.0, top1_min = 2.0, sum[3] = {0.0, 0.0, 0.0}, hits = 0.0, hn = 0.0;
+    long sc[2] = {0, 0};
+    int l, w, l_cos = 0, l_top1 = 0;
     printf("test cache %-12s ppl %.4f (%+.3f%%)  mean KL(ref||test) %.6g  max KL %.6g  top-1 agreement %.4f%%\n", t->name, ppl,
            100.0 * (ppl / ppl_ref - 1.0), t->kl_sum / (double)n_pred, t->kl_max, 100.0 * (double)t->n_agree / (double)n_pred);
-    if (t->kr) {
-        double se[2] = {0.0, 0.0};
-        long sc[2] = {0, 0};
-        int l, kv;
-        for (kv = 1; kv >= 0; kv--) {
-            printf("  %s %s relative MSE per layer (mean over encoded vectors of |x - x'|^2 / |x|^2):", t->name, kv ? "K" : "V");
-            for (l = 0; l < n_layer; l++) {
-                const double e = t->kr->err[2 * l + kv];
-                const long c = t->kr->cnt[2 * l + kv];
-                se[kv] += e;
-                sc[kv] += c;
-                if (c) printf(" %.4f", e / (double)c);
-                else printf(" exact");
-            }
-            printf("\n");
+    /* per layer: relative MSE = mean over coded head vectors of |x - x'|^2 / |x|^2 ("exact": none coded);
+     * attention = mean over queries (token x query head) against attention over the exact cache */
+    for (w = 0; w < 5; w++) {
+        printf("  %s %-12s per layer:", t->name, what[w]);
+        for (l = 0; l < n_layer; l++) {
+            const kv_layer_stats *st = &t->c.stats[l];
+            const double nq = st->n_q ? (double)st->n_q : 1.0;
+            if (w < 2 && st->n_err[1 - w]) printf(" %.4f", st->err[1 - w] / (double)st->n_err[1 - w]);
+            else if (w < 2) printf(" exact");
+            else if (w == 2) printf(" %.5f", st->cos / nq);
+            else printf(" %.2f", 100.0 * (double)(w == 3 ? st->top1 : st->top5) / nq);
         }
-        printf("  %s relative MSE, all encoded vectors: K %.5f, V %.5f\n", t->name, sc[1] ? se[1] / (double)sc[1] : 0.0,
-               sc[0] ? se[0] / (double)sc[0] : 0.0);
+        printf("\n");
     }
+    for (l = 0; l < n_layer; l++) {
+        const kv_layer_stats *st = &t->c.stats[l];
+        const double nq = st->n_q ? (double)st->n_q : 1.0;
+        se[0] += st->err[1]; sc[0] += st->n_err[1];
+        se[1] += st->err[0]; sc[1] += st->n_err[0];
+        sum[0] += st->cos / nq / n_layer;
+        sum[1] += (double)st->top1 / nq / n_layer;
+        sum[2] += (double)st->top5 / nq / n_layer;
+        hits += (double)st->top5_hits;
+        hn += (double)st->top5_n;
+        if (st->cos / nq < cos_min) cos_min = st->cos / nq, l_cos = l;
+        if ((double)st->top1 / nq < top1_min) top1_min = (double)st->top1 / nq, l_top1 = l;
+    }
+    printf("  %s summary: rel. MSE K %.5f, V %.5f (all coded vectors); attention cos %.5f (worst: layer %d, %.5f),"
+           " top-1 %.2f%% (worst: layer %d, %.2f%%), top-5 set %.2f%%, top-5 overlap %.2f%%\n", t->name,
+           sc[0] ? se[0] / (double)sc[0] : 0.0, sc[1] ? se[1] / (double)sc[1] : 0.0, sum[0], l_cos, cos_min, 100.0 * sum[1], l_top1,
+           100.0 * top1_min, 100.0 * sum[2], hn > 0.0 ? 100.0 * hits / hn : 100.0);
 }
 
 /* --compare A,B,C: the fp32 reference and every test cache run side by side over the same windows,
- * so the reference forward is computed once for all of them. */
-static void run_eval(const model *m, const tokenizer *tk, const char *path, int ctx, int n_tokens, const char *compare, int batch) {
+ * so the reference forward is computed once for all of them. KVTC caches share one calibration run. */
+static void run_eval(const model *m, const tokenizer *tk, const char *path, int ctx, int n_tokens, const char *compare, int batch,
+                     const char *calib_path, int calib_skip) {
     ivec ids = {NULL, 0, 0};
     kv_cache ref;
     scratch s;
     float *lr;
     double nll_ref = 0.0, t0, t_fwd = 0.0;
     long n_pred = 0, n_fwd = 0;
-    int start, n_win = 0, V = m->n_vocab, n_test = 0, i;
+    int start, n_win = 0, V = m->n_vocab, n_test = 0, i, n_cal = 0;
     eval_test *tests = NULL;
     text_tokens(tk, path, &ids);
     if (ids.n < 2) fail("%s has fewer than 2 tokens", path);
@@ -1526,12 +1771,27 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
             if (len == 0 || len >= sizeof name) fail("--compare: bad list \"%s\"", compare);
             memcpy(name, p, len);
             name[len] = 0;
-            eval_test_setup(&tests[i], m, tk, name, ctx, batch);
-            kv_init(&tests[i].c, m, ctx, tests[i].rt, tests[i].user);
+            eval_test_setup(&tests[i], m, name, ctx);
+            if (tests[i].kt && tests[i].kt->n_cal > n_cal) n_cal = tests[i].kt->n_cal;
             p += len + (p[len] == ',');
         }
     }
-    kv_init(&ref, m, ctx, NULL, NULL);
+    if (n_cal > 0) {
+        calib_set cs;
+        calib_collect(m, tk, &cs, calib_path, calib_skip, n_cal, ctx, batch);
+        for (i = 0; i < n_test; i++)
+            if (tests[i].kt) {
+                printf("%s: ", tests[i].name);
+                kvtc_tc_build(tests[i].kt, &cs, m, ctx, tests[i].sink, tests[i].win, &tests[i].ekb, &tests[i].evb);
+            }
+        free(cs.x);
+        free(cs.n);
+    }
+    for (i = 0; i < n_test; i++) {
+        kv_init(&tests[i].c, m, ctx, tests[i].rt, tests[i].user, tests[i].sink, tests[i].win);
+        tests[i].logits = (float *)xmalloc((size_t)batch * (size_t)m->n_vocab, sizeof(float));
+    }
+    kv_init(&ref, m, ctx, NULL, NULL, 0, 0);
     scratch_init(&s, m, batch, ctx);
     lr = (float *)xmalloc((size_t)batch * (size_t)V, sizeof(float));
     for (start = 0; start + 1 < n_tokens; start += ctx) {
@@ -1571,13 +1831,14 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
     printf("ref  cache fp32:         ppl %.4f\n", exp(nll_ref / (double)n_pred));
     for (i = 0; i < n_test; i++) eval_test_report(&tests[i], n_pred, nll_ref, m->n_layer);
     if (n_test) {
-        printf("| cache | K bits | V bits | bits/coord | ratio vs fp16 | ppl | delta ppl | mean KL | top-1 |\n");
+        const double ppl_ref = exp(nll_ref / (double)n_pred);
+        printf("| cache | K bits | V bits | bits/coord at a full %d-token cache | ratio vs fp16 | ppl | delta ppl | mean KL | top-1 |\n", ctx);
         for (i = 0; i < n_test; i++) {
             const eval_test *t = &tests[i];
-            const double ppl = exp(t->nll / (double)n_pred), ppl_ref = exp(nll_ref / (double)n_pred);
+            const double ppl = exp(t->nll / (double)n_pred);
             if (t->kb > 0.0)
                 printf("| %s | %.2f | %.2f | %.3f | %.2fx | %.4f | %+.2f%% | %.4g | %.2f%% |\n", t->name, t->kb, t->vb,
-                       0.5 * (t->kb + t->vb), 32.0 / (t->kb + t->vb), ppl, 100.0 * (ppl / ppl_ref - 1.0),
+                       0.5 * (t->ekb + t->evb), 32.0 / (t->ekb + t->evb), ppl, 100.0 * (ppl / ppl_ref - 1.0),
                        t->kl_sum / (double)n_pred, 100.0 * (double)t->n_agree / (double)n_pred);
             else
                 printf("| %s | - | - | - | - | %.4f | %+.2f%% | %.4g | %.2f%% |\n", t->name, ppl, 100.0 * (ppl / ppl_ref - 1.0),
@@ -1595,23 +1856,9 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
         if (t->kr) {
             kvtc_codec_destroy(t->kr->k);
             kvtc_codec_destroy(t->kr->v);
-            free(t->kr->err);
-            free(t->kr->cnt);
             free(t->kr);
         }
-        if (t->kt) {
-            size_t k, n_slots = (size_t)m->n_layer * (size_t)m->n_head_kv * 2;
-            for (k = 0; k < n_slots; k++) {
-                kvtc_tc_destroy(t->kt->tc[k]);
-                kvtc_tc_calib_destroy(t->kt->calib[k]);
-            }
-            free(t->kt->tc);
-            free(t->kt->calib);
-            free(t->kt->n_samples);
-            free(t->kt->scratch);
-            free(t->kt->rec);
-            free(t->kt);
-        }
+        if (t->kt) kvtc_tc_free(t->kt, m->n_layer);
     }
     free(tests);
     free(lr);
@@ -1640,7 +1887,7 @@ static void run_generate(const model *m, const tokenizer *tk, const char *prompt
     if (ids.n + (size_t)n_gen > (size_t)m->n_ctx_train) fail("prompt (%zu tokens) + --n %d exceeds the context (%d)", ids.n, n_gen, m->n_ctx_train);
     n_prompt = (int)ids.n;
     n_ctx = n_prompt + n_gen;
-    kv_init(&c, m, n_ctx, NULL, NULL);
+    kv_init(&c, m, n_ctx, NULL, NULL, 0, 0);
     scratch_init(&s, m, batch, n_ctx);
     t0 = now_s();
     for (p = 0; p < (int)ids.n; p += batch) {
@@ -1680,7 +1927,7 @@ static void run_logits(const model *m, const tokenizer *tk, const char *prompt, 
     int p, i;
     tokenize(tk, (const uint8_t *)prompt, strlen(prompt), &ids);
     if (ids.n == 0 || ids.n > (size_t)m->n_ctx_train) fail("the prompt has %zu tokens", ids.n);
-    kv_init(&c, m, (int)ids.n, NULL, NULL);
+    kv_init(&c, m, (int)ids.n, NULL, NULL, 0, 0);
     scratch_init(&s, m, batch, (int)ids.n);
     for (p = 0; p < (int)ids.n; p += batch) {
         int T = (int)ids.n - p < batch ? (int)ids.n - p : batch;
@@ -1715,7 +1962,7 @@ static void run_dump_kv(const model *m, const tokenizer *tk, const char *text_pa
     uint32_t tb;
     text_tokens(tk, text_path, &ids);
     if (ids.n < (size_t)n_tok) fail("%s has only %zu tokens, fewer than --dump-tokens %d", text_path, ids.n, n_tok);
-    kv_init(&c, m, n_tok, NULL, NULL);
+    kv_init(&c, m, n_tok, NULL, NULL, 0, 0);
     scratch_init(&s, m, batch, n_tok);
     for (p = 0; p < n_tok; p += batch) forward(m, &s, &c, ids.v + p, n_tok - p < batch ? n_tok - p : batch, p, NULL, 0);
     memset(hdr, 0, sizeof hdr);
@@ -1770,7 +2017,8 @@ static void usage(void) {
             "usage: smollm2 [--model PATH] MODE\n"
             "  --info\n"
             "  --prompt TEXT [--n 64] [--chat]\n"
-            "  --eval FILE [--ctx 1024] [--tokens 4096] [--compare NAME[,NAME...]] [--batch 32]   (NAME: identity|fp16|q8|q4|tq4/4|...)\n"
+            "  --eval FILE [--ctx 1024] [--tokens 4096] [--compare NAME[,NAME...]] [--batch 32] [--calib data/calib.txt]\n"
+            "        [--calib-skip 0]   (NAME: identity|fp16|q8|q4|tq4/4|...|kvtc-layer-k2v2, each with optional -sinkS -winW -calN)\n"
             "  --tokens-of TEXT | --tokens-of-file FILE\n"
             "  --logits TEXT OUTFILE\n"
             "  --dump-kv OUTFILE --text FILE [--dump-tokens 1024] [--dump-layers 0,1,15,29] [--dump-f32]\n");
@@ -1780,8 +2028,8 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf", *prompt = NULL, *eval = NULL, *compare = NULL;
     const char *tokens_of = NULL, *tokens_file = NULL, *logits_text = NULL, *logits_out = NULL, *dump = NULL, *dump_text = NULL;
-    const char *dump_layers = "0,1,15,29";
-    int n_gen = 64, ctx = 1024, n_tokens = 4096, batch = 32, chat = 0, info = 0, dump_tokens = 1024, dump_f32 = 0, i, modes;
+    const char *dump_layers = "0,1,15,29", *calib = "data/calib.txt";
+    int calib_skip = 0, n_gen = 64, ctx = 1024, n_tokens = 4096, batch = 32, chat = 0, info = 0, dump_tokens = 1024, dump_f32 = 0, i, modes;
     gguf g;
     model m;
     tokenizer tk;
@@ -1799,6 +2047,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--tokens")) n_tokens = parse_int(ARG(), a, 2, 1 << 28);
         else if (!strcmp(a, "--compare")) compare = ARG();
         else if (!strcmp(a, "--batch")) batch = parse_int(ARG(), a, 1, 512);
+        else if (!strcmp(a, "--calib")) calib = ARG();
+        else if (!strcmp(a, "--calib-skip")) calib_skip = parse_int(ARG(), a, 0, 1 << 28);
         else if (!strcmp(a, "--tokens-of")) tokens_of = ARG();
         else if (!strcmp(a, "--tokens-of-file")) tokens_file = ARG();
         else if (!strcmp(a, "--logits")) { logits_text = ARG(); logits_out = ARG(); }
@@ -1834,7 +2084,7 @@ int main(int argc, char **argv) {
     } else if (prompt) {
         run_generate(&m, &tk, prompt, n_gen, chat, batch);
     } else if (eval) {
-        run_eval(&m, &tk, eval, ctx, n_tokens, compare, batch);
+        run_eval(&m, &tk, eval, ctx, n_tokens, compare, batch, calib, calib_skip);
     } else if (logits_text) {
         run_logits(&m, &tk, logits_text, logits_out, batch);
     } else if (dump) {
