@@ -1683,17 +1683,38 @@ static void kvtc__zero_slot(const kvtc_codec *c, kvtc__slot s) {
     memset(s.rnorm, 0, c->rnorm_bytes);
 }
 
+/* Sum of squares in the order the GPU reduces it, so both get the same bits: fmaf over each chunk of
+ * KVTC__SUM_CHUNK consecutive coordinates in order, then a pairwise tree over the chunk sums (zero-
+ * padded to a power of two): level w adds sum[c + w] into sum[c] for c = 0, 2w, 4w, ...
+ * With idx, the squares are of centroids[idx[j]] instead of x[j]. */
+#define KVTC__SUM_CHUNK 16
+static float kvtc__tree_sumsq(const float *x, const uint16_t *idx, const float *centroids, int d) {
+    float part[KVTC_MAX_HEAD_DIM / KVTC__SUM_CHUNK];
+    int n = (d + KVTC__SUM_CHUNK - 1) / KVTC__SUM_CHUNK, p2 = 1, c, j, w;
+    while (p2 < n) p2 <<= 1;
+    for (c = 0; c < p2; ++c) {
+        float acc = 0.0f;
+        for (j = c * KVTC__SUM_CHUNK; j < d && j < (c + 1) * KVTC__SUM_CHUNK; ++j) {
+            const float v = idx ? centroids[idx[j]] : x[j];
+            acc = fmaf(v, v, acc);
+        }
+        part[c] = acc; /* 0 for the padding chunks */
+    }
+    for (w = 1; w < p2; w <<= 1)
+        for (c = 0; c < p2; c += 2 * w) part[c] = part[c] + part[c + w];
+    return part[0];
+}
+
 /* Encode one vector into slot s. Returns KVTC_OK, ERR_NONFINITE or ERR_RANGE
  * (the slot then holds zeros). */
 static kvtc_status kvtc__encode_one(const kvtc_codec *c, const float *x, kvtc__slot s) {
     const kvtc_codec_params *p = &c->params;
     int d = p->head_dim, j;
-    double ss = 0.0;
-    for (j = 0; j < d; ++j) ss += (double)x[j] * (double)x[j];
-    if (!(ss <= 1.79e308)) { /* NaN or Inf somewhere (finite floats cannot overflow ss) */
-        kvtc__zero_slot(c, s);
-        return KVTC_ERR_NONFINITE;
-    }
+    for (j = 0; j < d; ++j)
+        if (!isfinite(x[j])) {
+            kvtc__zero_slot(c, s);
+            return KVTC_ERR_NONFINITE;
+        }
     if (p->method == KVTC_METHOD_AFFINE) {
         unsigned qmax = (1u << p->bits) - 1u;
         uint8_t codes[KVTC_MAX_HEAD_DIM];
@@ -1724,25 +1745,26 @@ static kvtc_status kvtc__encode_one(const kvtc_codec *c, const float *x, kvtc__s
         kvtc__pack_u16(idx16, (size_t)d, p->bits, s.codes);
         return KVTC_OK;
     } else {
-        float y[KVTC_MAX_HEAD_DIM];
+        float y[KVTC_MAX_HEAD_DIM], ss = kvtc__tree_sumsq(x, NULL, NULL, d), mx = 0.0f, norm, inv, stored;
         uint16_t idx[KVTC_MAX_HEAD_DIM];
-        double norm = sqrt(ss), chat = 0.0, inv;
-        float stored;
-        int b = c->mse_bits;
-        if (norm == 0.0) {
-            kvtc__zero_slot(c, s);
-            return KVTC_OK;
+        int b = c->mse_bits, e = 0, scaled = !(ss >= 1e-30f && ss <= 3e38f);
+        if (scaled) { /* tiny or huge: x times the power of two 2^-e that brings max |x_j| into [1, 2) first */
+            for (j = 0; j < d; ++j) mx = fabsf(x[j]) > mx ? fabsf(x[j]) : mx;
+            if (mx == 0.0f) {
+                kvtc__zero_slot(c, s);
+                return KVTC_OK;
+            }
+            e = ilogbf(mx);
         }
-        inv = 1.0 / norm; /* u = x * (1/n) in double: the GPU encoder computes exactly this */
-        for (j = 0; j < d; ++j) y[j] = (float)((double)x[j] * inv);
+        for (j = 0; j < d; ++j) y[j] = scaled ? ldexpf(x[j], -e) : x[j];
+        if (scaled) ss = kvtc__tree_sumsq(y, NULL, NULL, d);
+        norm = sqrtf(ss);
+        inv = 1.0f / norm; /* u = x * (1/n) in fp32 */
+        for (j = 0; j < d; ++j) y[j] *= inv;
+        if (scaled) norm = ldexpf(norm, e); /* may overflow: ERR_RANGE below */
         kvtc__rotate_one(&c->rot, y, y, 0);
-        for (j = 0; j < d; ++j) {
-            double cj;
-            idx[j] = (uint16_t)kvtc__quantize(c->boundaries, b, y[j]);
-            cj = c->centroids[idx[j]];
-            chat += cj * cj;
-        }
-        stored = kvtc__store_norm(c, s.scales, (float)(p->norm_correction > 0 ? norm / sqrt(chat) : norm));
+        for (j = 0; j < d; ++j) idx[j] = (uint16_t)kvtc__quantize(c->boundaries, b, y[j]);
+        stored = kvtc__store_norm(c, s.scales, p->norm_correction > 0 ? norm / sqrtf(kvtc__tree_sumsq(NULL, idx, c->centroids, d)) : norm);
         if (!isfinite(stored)) {
             kvtc__zero_slot(c, s);
             return KVTC_ERR_RANGE;

@@ -1,7 +1,8 @@
 /* Fused decode attention timing, called from bench/bench_attn.py (which times fp16 SDPA in the same process).
  * nvcc -std=c++17 -O3 -arch=sm_90 -I. -shared -Xcompiler -fPIC bench/bench_attn_lib.cu -o build/libkvtc_bench_attn.so
  * Correctness is the GPU tests' job (tests/test_kvtc_cuda.cu); this fills the caches with random codes and
- * fp16 norms of 0.1, then times kvtc_cuda_attn_decode with CUDA events (median of reps after 5 warm-ups). */
+ * fp16 norms of 0.1, then times kvtc_cuda_attn_decode: 20 calls captured in one CUDA graph, CUDA events
+ * around each graph launch, median of reps launches after 3 warm-ups (per-call time = launch time / 20). */
 #define KVTC_IMPLEMENTATION
 #define KVTC_CUDA_IMPLEMENTATION
 #include "kvtc_cuda.cuh"
@@ -55,7 +56,8 @@ static void *cache_of(const dev_codec &c, const kvtc_cache_params &cp, size_t *t
 
 /* Returns 0 on success; times in microseconds; bytes = compressed K+V bytes the context occupies. */
 extern "C" int kvtc_bench_attn(int batch, int n_q, int n_kv, int d, int ctx, int kmethod, int kbits, int vmethod,
-                               int vbits, int reps, double *us, double *p10, double *p90, double *bytes, int *splits) {
+                               int vbits, int kernel, int n_split, int reps, double *us, double *p10, double *p90, double *bytes,
+                               int *splits, int *used_tensor) {
     dev_codec kc, vc;
     if (!make(kc, (kvtc_method)kmethod, d, kbits, 1) || !make(vc, (kvtc_method)vmethod, d, vbits, 2)) return 1;
     const int bs = 16, max_blocks = (ctx + bs - 1) / bs;
@@ -72,15 +74,18 @@ extern "C" int kvtc_bench_attn(int batch, int n_q, int n_kv, int d, int ctx, int
     cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, 0);
     p.n_sms = prop.multiProcessorCount;
+    p.kernel = (kvtc_cuda_attn_kernel)kernel;
+    p.n_split = n_split; /* 0: the library's choice */
     if (kvtc_cuda_attn_supported(&kc.d, &vc.d, n_q / n_kv)) return 2;
+    *used_tensor = kernel != KVTC_CUDA_ATTN_SCALAR && kvtc_cuda_attn_tensor_supported(&kc.d, &vc.d, n_q / n_kv, bs) == KVTC_OK;
     size_t ktot, vtot, ws;
     void *kcache = cache_of(kc, p.attn.cache, &ktot), *vcache = cache_of(vc, p.attn.cache, &vtot);
     if (!kcache || !vcache) return 3;
     std::vector<int> bt((size_t)batch * max_blocks), lens(batch, ctx);
     for (size_t i = 0; i < bt.size(); ++i) bt[i] = (int)i;
     void *dbt, *dl, *dq, *dout, *dws = nullptr;
-    kvtc_cuda_attn_workspace_bytes(&kc.d, &p, &ws);
-    kvtc_cuda_attn_splits(&p, splits);
+    kvtc_cuda_attn_workspace_bytes(&kc.d, &vc.d, &p, &ws);
+    kvtc_cuda_attn_splits(&kc.d, &vc.d, &p, splits);
     if (cudaMalloc(&dbt, bt.size() * 4) || cudaMalloc(&dl, batch * 4) || cudaMalloc(&dq, (size_t)batch * n_q * d * 2) ||
         cudaMalloc(&dout, (size_t)batch * n_q * d * 2) || (ws && cudaMalloc(&dws, ws)))
         return 4;
@@ -88,21 +93,30 @@ extern "C" int kvtc_bench_attn(int batch, int n_q, int n_kv, int d, int ctx, int
     cudaMemcpy(dl, lens.data(), batch * 4, cudaMemcpyHostToDevice);
     fill_random<<<256, 256>>>((unsigned *)dq, (size_t)batch * n_q * d / 2, 7u);
     fill_scales<<<256, 256>>>((unsigned char *)dq, 1, 0, 0, (size_t)batch * n_q * d * 2); /* q := 0.1 */
+    /* INNER calls captured in one CUDA graph, so launch overhead does not count; median over reps graph launches */
+    const int INNER = 20;
+    cudaStream_t stream;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
     cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
-    std::vector<double> t;
     kvtc_status st = KVTC_OK;
-    for (int i = 0; i < reps + 5 && st == KVTC_OK; ++i) {
-        float ms;
-        cudaEventRecord(e0);
+    if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) || cudaEventCreate(&e0) || cudaEventCreate(&e1)) return 4;
+    if (cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal)) return 4;
+    for (int i = 0; i < INNER && st == KVTC_OK; ++i)
         st = kvtc_cuda_attn_decode(&kc.d, &vc.d, &p, dq, kcache, ktot, vcache, vtot, (const int *)dbt, (const int *)dl,
-                                   dout, (size_t)batch * n_q * d, nullptr, dws, ws, 0);
-        cudaEventRecord(e1);
+                                   dout, (size_t)batch * n_q * d, nullptr, dws, ws, stream);
+    if (cudaStreamEndCapture(stream, &graph) || st != KVTC_OK || cudaGraphInstantiate(&exec, graph, 0)) return 5;
+    std::vector<double> t;
+    for (int i = 0; i < reps + 3; ++i) {
+        float ms;
+        cudaEventRecord(e0, stream);
+        cudaGraphLaunch(exec, stream);
+        cudaEventRecord(e1, stream);
         cudaEventSynchronize(e1);
         cudaEventElapsedTime(&ms, e0, e1);
-        if (i >= 5) t.push_back(ms * 1e3);
+        if (i >= 3) t.push_back(ms * 1e3 / INNER);
     }
+    cudaGraphExecDestroy(exec), cudaGraphDestroy(graph), cudaStreamDestroy(stream), cudaEventDestroy(e0), cudaEventDestroy(e1);
     std::sort(t.begin(), t.end());
     if (st != KVTC_OK || cudaDeviceSynchronize() != cudaSuccess || t.empty()) return 5;
     *us = t[t.size() / 2], *p10 = t[t.size() / 10], *p90 = t[t.size() * 9 / 10];

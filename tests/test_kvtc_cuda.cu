@@ -346,16 +346,20 @@ static int test_edge_flags(void) {
 /* ---- fused decode attention ------------------------------------------------ */
 struct attn_case_t {
     kvtc_method km; int kb; kvtc_method vm; int vb; int d, n_kv, gqa, n_split; bool graph;
+    int block_size;  /* 0 = 16 */
+    int spread;      /* 1: value norms spread over 1e-4 .. 1e3 and every 7th value vector zero */
+    int rotated;     /* 1: ask for the output in the rotated domain (compared after P_v^T on the CPU) */
 };
 
-/* Compress random K/V into paged caches (CPU), run GPU attention, compare
- * with kvtc_attn_decode. Returns the worst relative error, or -1. */
-static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens, uint64_t seed) {
+/* Compress random K/V into paged caches (CPU), run GPU attention with `kernel`, compare
+ * with kvtc_attn_decode. Returns the worst relative error, -1 on failure, -2 if unsupported. */
+static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens, uint64_t seed,
+                            kvtc_cuda_attn_kernel kernel = KVTC_CUDA_ATTN_DEFAULT) {
     gcodec kc, vc;
     kvtc_codec_params kp = params_of(ac.km, ac.d, ac.kb, KVTC_ROTATION_DEFAULT, seed);
     kvtc_codec_params vp = params_of(ac.vm, ac.d, ac.vb, KVTC_ROTATION_DEFAULT, seed + 1);
     if (!gcodec_make(kc, kp) || !gcodec_make(vc, vp)) return -1;
-    const int n_seqs = (int)lens.size(), bs = 16, d = ac.d, n_q = ac.n_kv * ac.gqa;
+    const int n_seqs = (int)lens.size(), bs = ac.block_size ? ac.block_size : 16, d = ac.d, n_q = ac.n_kv * ac.gqa;
     int max_len = 1;
     for (int l : lens) max_len = std::max(max_len, l);
     const int max_blocks = (max_len + bs - 1) / bs;
@@ -370,7 +374,10 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
     p.n_split = ac.n_split;
     p.q_dtype = KVTC_DTYPE_F32;
     p.out_dtype = KVTC_DTYPE_F32;
+    p.kernel = kernel;
+    p.rotated_output = ac.rotated;
     if (kvtc_cuda_attn_supported(&kc.dev, &vc.dev, ac.gqa) != KVTC_OK) return -2;
+    if (kernel == KVTC_CUDA_ATTN_TENSOR && kvtc_cuda_attn_tensor_supported(&kc.dev, &vc.dev, ac.gqa, bs) != KVTC_OK) return -2;
     size_t kpage, vpage, ktot, vtot, ws;
     kvtc_cache_bytes(kc.host, &p.attn.cache, &kpage, &ktot);
     kvtc_cache_bytes(vc.host, &p.attn.cache, &vpage, &vtot);
@@ -389,6 +396,11 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
                 test_gaussian_fill(&r, x.data(), x.size());
                 if (!which)
                     for (size_t i = 0; i < x.size(); ++i) x[i] = x[i] * 1.5f + ((i % d) == 9 ? 5.0f : 0.0f);
+                if (which && ac.spread)
+                    for (int v = 0; v < bs * ac.n_kv; ++v) {
+                        const float sc = v % 7 == 3 ? 0.0f : (float)pow(10.0, -4.0 + 7.0 * kvtc_rng_uniform(&r));
+                        for (int j = 0; j < d; ++j) x[(size_t)v * d + j] *= sc;
+                    }
                 for (int t = 0; t < bs; ++t) slots[t] = blk * bs + t < lens[b] ? (int64_t)bt[b * max_blocks + blk] * bs + t : -1;
                 if (kvtc_cache_write(which ? vc.host : kc.host, &p.attn.cache, x.data(), bs, slots.data(),
                                      which ? vcache.data() : kcache.data(), which ? vtot : ktot) != KVTC_OK)
@@ -400,7 +412,7 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
     if (kvtc_attn_decode(kc.host, vc.host, &p.attn, q.data(), kcache.data(), ktot, vcache.data(), vtot, bt.data(),
                          lens.data(), ref.data(), ref.size()) != KVTC_OK)
         return -1;
-    if (kvtc_cuda_attn_workspace_bytes(&kc.dev, &p, &ws) != KVTC_OK) return -1;
+    if (kvtc_cuda_attn_workspace_bytes(&kc.dev, &vc.dev, &p, &ws) != KVTC_OK) return -1;
     dbuf dq(q.size() * 4), dk(ktot), dv(vtot), dbt(bt.size() * 4 + 4), dl(lens.size() * 4), dout(q.size() * 4), dws(ws),
         dlse(lse.size() * 4);
     if (cudaMemcpy(dq.p, q.data(), q.size() * 4, cudaMemcpyHostToDevice) ||
@@ -432,6 +444,8 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
     cudaStreamDestroy(st);
     cudaMemcpy(got.data(), dout.p, got.size() * 4, cudaMemcpyDeviceToHost);
     cudaMemcpy(lse.data(), dlse.p, lse.size() * 4, cudaMemcpyDeviceToHost);
+    if (ac.rotated && kvtc_rotation_apply_t(&vc.host->rot, got.data(), (size_t)n_seqs * n_q, got.data(), got.size()) != KVTC_OK)
+        return -1;
     double worst = 0.0;
     for (int i = 0; i < n_seqs * n_q; ++i) {
         double e = 0, n = 0;
@@ -448,52 +462,90 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
     return worst;
 }
 
+/* Every case runs on the SCALAR kernel and on the DEFAULT choice (the tensor-core kernel where
+ * kvtc_cuda_attn_tensor_supported says so); both must be within 1e-3 of kvtc_attn_decode. */
+static int attn_both(const attn_case_t &c, const std::vector<int> &lens, uint64_t seed) {
+    gcodec kc, vc;
+    CHECK(gcodec_make(kc, params_of(c.km, c.d, c.kb, KVTC_ROTATION_DEFAULT, seed)));
+    CHECK(gcodec_make(vc, params_of(c.vm, c.d, c.vb, KVTC_ROTATION_DEFAULT, seed + 1)));
+    const bool tc = kvtc_cuda_attn_tensor_supported(&kc.dev, &vc.dev, c.gqa, c.block_size ? c.block_size : 16) == KVTC_OK;
+    const double es = attn_gpu_case(c, lens, seed, KVTC_CUDA_ATTN_SCALAR);
+    const double et = attn_gpu_case(c, lens, seed, KVTC_CUDA_ATTN_DEFAULT);
+    printf("  K%s%d V%s%d d=%d kv=%d gqa=%d split=%d bs=%d%s%s%s: rel. error scalar %.2g, %s %.2g\n",
+           c.km == KVTC_METHOD_TQ_PROD ? "prod" : "", c.kb, c.vm == KVTC_METHOD_AFFINE ? "aff" : "", c.vb, c.d, c.n_kv, c.gqa,
+           c.n_split, c.block_size ? c.block_size : 16, c.graph ? " graph" : "", c.spread ? " spread-norms" : "",
+           c.rotated ? " rotated-out" : "", es, tc ? "tensor" : "default(scalar)", et);
+    CHECK(es >= 0.0 && es <= 1e-3);
+    CHECK(et >= 0.0 && et <= 1e-3);
+    return T_PASS;
+}
+
 static int test_attention_parity(void) {
     NEED_DEVICE();
-    static const attn_case_t cases[] = {
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 128, 2, 4, 1, false},
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 128, 2, 4, 0, false},
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 2, 128, 1, 8, 3, true},
-        {KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 128, 2, 1, 2, false},
-        {KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 64, 3, 3, 0, false},
-        {KVTC_METHOD_TQ_MSE, 8, KVTC_METHOD_TQ_MSE, 4, 64, 1, 7, 1, false},
-        {KVTC_METHOD_TQ_PROD, 4, KVTC_METHOD_TQ_MSE, 4, 128, 1, 4, 2, false},
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_AFFINE, 4, 96, 2, 4, 0, true},
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 80, 1, 4, 2, false},
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_AFFINE, 2, 256, 1, 4, 0, false},
-        {KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 4, 192, 1, 3, 1, false},
-        /* the compile-time specialized kernels */
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 2, 128, 2, 4, 0, false},
-        {KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 128, 2, 4, 2, false},
-        {KVTC_METHOD_TQ_MSE, 8, KVTC_METHOD_TQ_MSE, 4, 128, 1, 4, 0, true},
-        {KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_TQ_MSE, 3, 128, 2, 4, 1, false},
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 64, 3, 3, 0, false},
-        {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 96, 2, 4, 2, false},
+    typedef attn_case_t A;
+    const kvtc_method M = KVTC_METHOD_TQ_MSE, P = KVTC_METHOD_TQ_PROD, F = KVTC_METHOD_AFFINE;
+    static const A cases[] = {
+        {M, 4, M, 4, 128, 2, 4, 1, false, 0, 0, 0},
+        {M, 4, M, 4, 128, 2, 4, 0, false, 0, 0, 0},
+        {M, 4, M, 2, 128, 1, 8, 3, true, 0, 0, 0},
+        {M, 3, M, 3, 128, 2, 1, 2, false, 0, 0, 0},
+        {M, 2, M, 2, 64, 3, 3, 0, false, 0, 0, 0},
+        {M, 8, M, 4, 64, 1, 7, 1, false, 0, 0, 0},
+        {P, 4, M, 4, 128, 1, 4, 2, false, 0, 0, 0},
+        {M, 4, F, 4, 96, 2, 4, 0, true, 0, 0, 0},
+        {M, 4, M, 4, 80, 1, 4, 2, false, 0, 0, 0},
+        {M, 4, F, 2, 256, 1, 4, 0, false, 0, 0, 0},
+        {M, 3, M, 4, 192, 1, 3, 1, false, 0, 0, 0},
+        {M, 4, M, 2, 128, 2, 4, 0, false, 0, 0, 0},
+        {M, 2, M, 2, 128, 2, 4, 2, false, 0, 0, 0},
+        {M, 8, M, 4, 128, 1, 4, 0, true, 0, 0, 0},
+        {M, 3, M, 3, 128, 2, 4, 1, false, 0, 0, 0},
+        {M, 4, M, 4, 64, 3, 3, 0, false, 0, 0, 0},
+        {M, 4, M, 4, 96, 2, 4, 2, false, 0, 0, 0},
+        /* the tensor-core kernel: every gqa, head_dim 256, pages of 32 and 48 tokens, extreme value
+         * norms and zero vectors, the rotated-domain output, graph capture */
+        {M, 4, M, 4, 128, 8, 1, 0, false, 0, 0, 0},
+        {M, 4, M, 4, 128, 2, 3, 0, false, 0, 0, 0},
+        {M, 4, M, 4, 128, 1, 7, 5, false, 0, 0, 0},
+        {M, 4, M, 4, 128, 1, 8, 0, true, 0, 0, 0},
+        {M, 4, M, 4, 256, 2, 4, 0, false, 0, 0, 0},
+        {M, 8, M, 4, 256, 1, 2, 1, false, 0, 0, 0},
+        {M, 2, M, 2, 256, 1, 4, 0, false, 0, 0, 0},
+        {M, 4, M, 2, 64, 2, 3, 0, false, 32, 0, 0},
+        {M, 4, M, 4, 128, 2, 4, 0, false, 48, 0, 0},
+        {M, 4, M, 4, 128, 2, 4, 0, false, 0, 1, 0},
+        {M, 8, M, 2, 64, 1, 3, 2, false, 0, 1, 0},
+        {M, 4, M, 4, 128, 2, 4, 0, false, 0, 0, 1},
+        {M, 4, M, 4, 128, 2, 4, 3, true, 0, 0, 1},
     };
     const std::vector<int> lens = {1, 17, 64, 0, 300, 133};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
-        if (g_quick && i > 3) break;
-        double e = attn_gpu_case(cases[i], lens, 300 + i);
-        printf("  K%s%d V%s%d d=%d kv=%d gqa=%d split=%d%s: rel. error %.2g\n", cases[i].km == KVTC_METHOD_TQ_PROD ? "prod" : "",
-               cases[i].kb, cases[i].vm == KVTC_METHOD_AFFINE ? "aff" : "", cases[i].vb, cases[i].d, cases[i].n_kv,
-               cases[i].gqa, cases[i].n_split, cases[i].graph ? " graph" : "", e);
-        CHECK(e >= 0.0 && e <= 1e-3);
+        if (g_quick && i > 3 && i < 17) continue;
+        if (attn_both(cases[i], lens, 300 + i) != T_PASS) return T_FAIL;
     }
     /* one long sequence (131072 tokens) beside short ones, automatic split */
     if (!g_quick) {
-        attn_case_t lc = {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 4, 128, 1, 4, 0, false};
-        double e = attn_gpu_case(lc, std::vector<int>{131072, 5}, 999);
-        printf("  context 131072: rel. error %.2g\n", e);
-        CHECK(e >= 0.0 && e <= 1e-3);
+        A lc = {M, 4, M, 4, 128, 1, 4, 0, false, 0, 0, 0};
+        if (attn_both(lc, std::vector<int>{131072, 5}, 999) != T_PASS) return T_FAIL;
     }
     /* unsupported combinations are refused, not run */
     {
-        gcodec a, b;
+        gcodec a, b, c;
         CHECK(gcodec_make(a, params_of(KVTC_METHOD_TQ_MSE, 80, 3, KVTC_ROTATION_DEFAULT, 1)));
         CHECK(gcodec_make(b, params_of(KVTC_METHOD_TQ_MSE, 80, 4, KVTC_ROTATION_DEFAULT, 1)));
+        CHECK(gcodec_make(c, params_of(KVTC_METHOD_TQ_MSE, 128, 4, KVTC_ROTATION_DEFAULT, 1)));
         CHECK_ST(kvtc_cuda_attn_supported(&a.dev, &b.dev, 4), KVTC_ERR_UNSUPPORTED); /* 30-byte records */
         CHECK_ST(kvtc_cuda_attn_supported(&b.dev, &b.dev, 9), KVTC_ERR_UNSUPPORTED);
         CHECK_OK(kvtc_cuda_attn_supported(&b.dev, &b.dev, 8));
+        CHECK_ST(kvtc_cuda_attn_tensor_supported(&b.dev, &b.dev, 4, 16), KVTC_ERR_UNSUPPORTED); /* d = 80 */
+        CHECK_ST(kvtc_cuda_attn_tensor_supported(&c.dev, &c.dev, 4, 8), KVTC_ERR_UNSUPPORTED);  /* block 8 */
+        CHECK_ST(kvtc_cuda_attn_tensor_supported(&c.dev, &c.dev, 9, 16), KVTC_ERR_UNSUPPORTED);
+        CHECK_ST(kvtc_cuda_attn_tensor_supported(&c.dev, NULL, 4, 16), KVTC_ERR_NULL);
+        CHECK_OK(kvtc_cuda_attn_tensor_supported(&c.dev, &c.dev, 4, 16));
+        /* TENSOR on a combination it does not serve is refused, DEFAULT falls back to SCALAR */
+        A k3 = {M, 3, M, 3, 128, 1, 4, 0, false, 0, 0, 0};
+        CHECK(attn_gpu_case(k3, std::vector<int>{40}, 5, KVTC_CUDA_ATTN_TENSOR) == -2);
+        CHECK(attn_gpu_case(k3, std::vector<int>{40}, 5, KVTC_CUDA_ATTN_DEFAULT) >= 0.0);
     }
     return T_PASS;
 }
