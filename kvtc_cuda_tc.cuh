@@ -72,14 +72,27 @@
  *          in the neighbouring cell (tests/test_tc_cuda.cu counts them).
  *   F16    tensor cores, mma.sync m16n8k16, fp16 operands (x - mu, z and the
  *          basis rounded to fp16, relative error 2^-11), fp32 accumulation:
- *          the fast one for large p; inputs with |x - mu| or |z| > 65504 turn
- *          into Inf. More cells differ from the CPU's.
+ *          the fast one for large p. More cells differ from the CPU's (about
+ *          3e-4 of them at widths <= 8; at 9..16-bit UNIFORM widths the cells
+ *          are narrower than fp16's rounding and many differ, by small
+ *          amounts). Limitation: a coded token with |x - mu| > 65504 becomes
+ *          Inf in the fp16 operand, is not flagged, and spoils the UNIFORM
+ *          ranges of its record: use F16 for data in fp16 range only.
  *   EXACT  CUDA cores, fp32, each sum in the CPU's order without fma
  *          (kvtc__gemm's): coefficients and reconstructions bit-identical to
  *          kvtc.h, records byte-identical given identical inputs (the RoPE
  *          cosines come from the GPU's libm: they may differ from the host's
  *          in the last bit, which changes a float once in ~10^9). Slow.
  * No cuBLAS or other library: the core path needs only the CUDA runtime.
+ *
+ * Measured (H200, bench/bench_tc_cuda.cu; 32 layers x 8 KV heads x 128, fp16,
+ * 1024 tokens, 8x): per head (TF32X3) compress 1.99 ms + decompress 1.71 ms,
+ * per layer (F16) 2.23 + 1.81 ms, against a 68 us device-to-device copy of the
+ * chunk: the 2 ms target is not met yet. Where the time goes and what is next:
+ * see the bench's per-stage table (gather, pack, unpack and scatter run 5-8x
+ * above their memory floor: one thread per coordinate pair with 64-bit index
+ * arithmetic; the tensor-core GEMM reaches 250-290 TFLOP/s at the paper's
+ * shapes, about a third of cuBLAS, and much less at p = 128).
  *
  * Checksum. FNV-1a 64 is one serial chain, h = (h ^ b) * P; on a GPU it runs
  * as a parallel scan. The low 8 bits of h evolve on their own (l' = ((l ^ b)
@@ -310,6 +323,7 @@ struct kvtc__tcg_args {
     long long start, layer_stride, tok_stride;
     const long long *positions;
     const int *block_table;
+    double2 *rope_tab; /* [n][rd/2] (cos, sin) of every token's angles */
     const float *x_in;
     float *x_out;
     unsigned char *rec; /* records (decompress: only read) */
@@ -560,9 +574,10 @@ static __device__ __forceinline__ int kvtc__tcg_slot(const kvtc__tcg_args &a, in
     *j1 = 2 * slot + 1;
     return 0;
 }
-/* kvtc.h's RoPE of one pair in double, rounded once to float (sign -1 removes, +1 applies); no fma. */
-static __device__ __forceinline__ void kvtc__tcg_rope(double pos, double inv_freq, double sign, float *v0, float *v1) {
-    const double ang = __dmul_rn(pos, inv_freq), c = cos(ang), s = sign * sin(ang);
+/* kvtc.h's RoPE of one pair in double, rounded once to float (sign -1 removes, +1 applies); no fma.
+ * cs = (cos a, sin a) of the token's angle a = pos * inv_freq (kvtc__k_tcg_rope_table). */
+static __device__ __forceinline__ void kvtc__tcg_rope(double2 cs, double sign, float *v0, float *v1) {
+    const double c = cs.x, s = sign * cs.y;
     const double x0 = (double)*v0, x1 = (double)*v1;
     *v0 = __double2float_rn(__dsub_rn(__dmul_rn(x0, c), __dmul_rn(x1, s)));
     *v1 = __double2float_rn(__dadd_rn(__dmul_rn(x0, s), __dmul_rn(x1, c)));
@@ -570,8 +585,9 @@ static __device__ __forceinline__ void kvtc__tcg_rope(double pos, double inv_fre
 
 /* ---- upload ------------------------------------------------------------------ */
 /* kvtc__k_tcg_prep_basis   (setup)   grid-stride, block 256
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 30 regs, no smem; 0 spills
  * Builds one group's V [na_pad][kp] and V^T [dim][na_pad] from the coder's basis_t [dim][na] in d_upload:
- * fp32 (EXACT), tf32 hi/lo (TF32X3) or fp16 (F16); zero padding. Resource notes: see the end of this section. */
+ * fp32 (EXACT), tf32 hi/lo (TF32X3) or fp16 (F16); zero padding. */
 __global__ void __launch_bounds__(256) kvtc__k_tcg_prep_basis(const float *__restrict__ bt, int p, int na, int na_pad,
                                                               int kp, int mode, void *v, void *v_lo, void *vt,
                                                               void *vt_lo) {
@@ -605,6 +621,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_prep_basis(const float *__res
 
 /* ---- compress and decompress kernels ---------------------------------------- */
 /* kvtc__k_tcg_geom   CPU twin: kvtc__tc_geom_of per record, then offsets
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 38 regs, 16400 B static smem; 0 spills
  * grid 1, block 1024: record geometry, 16-byte aligned offsets and checksum segments of every group
  * (block-wide scans, 1024 groups per round). */
 __global__ void __launch_bounds__(1024) kvtc__k_tcg_geom(kvtc__tcg_args a) {
@@ -656,7 +673,23 @@ __global__ void __launch_bounds__(1024) kvtc__k_tcg_geom(kvtc__tcg_args a) {
     }
 }
 
+/* kvtc__k_tcg_rope_table   CPU twin: the angles of kvtc__rope
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 30 regs; 40-byte stack frame: libdevice cos/sin large-argument reduction (0 spill stores/loads); 0 spills
+ * grid ceil(n * rotary_dim/2 / 256), block 256: (cos, sin) of pos * inv_freq[k] per token and pair, in double,
+ * once per call instead of once per (layer, head, token, pair) (libdevice cos/sin: 40-byte stack frame for the
+ * large-argument reduction, no spills). */
+__global__ void __launch_bounds__(256) kvtc__k_tcg_rope_table(kvtc__tcg_args a) {
+    const long long i = (long long)blockIdx.x * 256 + threadIdx.x;
+    if (i >= a.n * a.rd_half) return;
+    const long long t = i / a.rd_half;
+    const int k = (int)(i - t * a.rd_half);
+    const double pos = a.positions ? (double)a.positions[t] : (double)(a.start + t);
+    const double ang = __dmul_rn(pos, a.inv_freq[k]);
+    a.rope_tab[i] = make_double2(cos(ang), sin(ang));
+}
+
 /* kvtc__k_tcg_gather   CPU twin: (caller's gather) + kvtc_rope_remove + kvtc_tc_encode's centring and fp16 rows
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 52 regs, no smem; 0 spills
  * grid (ceil(dim/2 / 256) or 1, ceil(n / tpb) capped at 65535 (strided), n_groups), block 256; one thread per
  * coordinate pair of a token (tpb tokens per block when dim/2 < 256). Keys: RoPE pairs in double.
  * Coded tokens: x - mu into A; sink/window tokens: fp16 into the record; NaN/Inf and fp16 overflow flagged per token. */
@@ -680,7 +713,6 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int 
     const kvtc__tcg_call cl = a.call[g];
     unsigned char *rec = a.rec + cl.rec;
     const float mu0 = a.mean[(long long)g * a.p + c0], mu1 = a.mean[(long long)g * a.p + c1];
-    const double inv_freq = rot ? a.inv_freq[slot] : 0.0;
     const void *src = kind ? a.cv : a.ck;
     for (long long t = (long long)blockIdx.y * tpb + lt; t < a.n; t += (long long)gridDim.y * tpb) {
         float v0 = 0.0f, v1 = 0.0f;
@@ -700,7 +732,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int 
                 v0 = kvtc__load(src, base + j0, a.dtype);
                 v1 = kvtc__load(src, base + j1, a.dtype);
             }
-            if (rot) kvtc__tcg_rope(a.positions ? (double)a.positions[t] : (double)tok, inv_freq, -1.0, &v0, &v1);
+            if (rot) kvtc__tcg_rope(a.rope_tab[t * a.rd_half + slot], -1.0, &v0, &v1);
         }
         if (!isfinite(v0) || !isfinite(v1)) fl |= 1;
         if (t < a.ns || t >= a.n - a.nw) {
@@ -730,7 +762,8 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int 
     }
 }
 
-/* kvtc__k_tcg_padcols   grid-stride, block 256: zero A's columns dim..kp-1 (only when dim is not a multiple of the k tile). */
+/* kvtc__k_tcg_padcols   grid-stride, block 256: zero A's columns dim..kp-1 (only when dim is not a multiple of the k tile).
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 30 regs, no smem; 0 spills */
 __global__ void __launch_bounds__(256) kvtc__k_tcg_padcols(kvtc__tcg_args a) {
     const long long w = a.kp - a.p, tot = (long long)a.G * a.m * w;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < tot; i += (long long)gridDim.x * blockDim.x) {
@@ -741,6 +774,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_padcols(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_gemm<MODE, WN>   CPU twin: kvtc__gemm (projection and reconstruction)
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <0,4> (TF32X3) 141 regs, <1,4> (F16) 134 regs, 110592 B dynamic smem each; <1,8> (F16) 242 regs, 165888 B dynamic smem; 1 block/SM; 0 spills
  * grid (ceil(M/128), ceil(N/BN), n_groups), block 256 (8 warps as 2 x 4, warp tile 64 x 8 WN), BN = 32 WN,
  * tiles of 32 k-words through cp.async (MODE 0: 2 stages of A fp32 + B hi + B lo; MODE 1: 3 stages of A + B),
  * shared rows padded to 36 words (conflict-free fragment loads).
@@ -869,6 +903,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gemm(kvtc__gemm_args a) {
 }
 
 /* kvtc__k_tcg_gemm_exact   CPU twin: kvtc__gemm, bit for bit
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 48 regs, 8704 B static smem; 0 spills
  * grid (ceil(M/64), ceil(N/64), n_groups), block 256 (16 x 16 threads, 4 x 4 outputs each), k tiles of 16 in
  * shared memory; every output summed over k in increasing order as c = c + a*b (two roundings, no fma),
  * starting from bias[n] (reconstruction: mu) or 0, as kvtc.h does. */
@@ -943,6 +978,7 @@ static __device__ __forceinline__ unsigned char kvtc__tcg_hdr_byte(int i, const 
 }
 
 /* kvtc__k_tcg_fit   CPU twin: kvtc__tc_fit + the header of kvtc_tc_encode
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 32 regs, 2048 B static smem; 0 spills
  * grid (na_pad / 32, n_groups), block 256 (32 components x 8 token lanes). Block x = 0 also writes the
  * header, the widths and zero rows for sink/window tokens that had NaN/Inf or overflowed fp16.
  * UNIFORM components: min/max over the coded tokens (z = 0 for NaN/Inf tokens), lo and scale
@@ -1012,6 +1048,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_fit(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_pack   CPU twin: kvtc__tc_quantize + kvtc__pack_var_u16
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 32 regs, 8160 B static smem (codebook boundaries); 0 spills
  * grid (ceil(max words / 256), n_groups), block 256: one thread per 32-bit word of a record's index stream
  * (stream bits [32w, 32w + 32)); it finds the first field by binary search over the components' bit offsets,
  * quantizes every field that touches the word (codebook boundaries in shared memory) and writes the
@@ -1074,6 +1111,7 @@ static __device__ __forceinline__ unsigned kvtc__tcg_u4_byte(const uint4 &v, int
 }
 
 /* kvtc__k_tcg_fnv<LEVEL>   CPU twin: kvtc__tc_checksum (FNV-1a 64 with the checksum field as zero)
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 30-38 regs, 16-48 B static smem; 0 spills
  * grid (checksum segments of all records), block 128: thread i owns bytes [32i, 32i + 32) of its 4 KiB segment.
  * LEVEL 0..7: finalize bit LEVEL-1 of the low-byte trajectory L (segment carry = initial bit XOR the
  * parities of the earlier segments of the record), then bit LEVEL by a block prefix-XOR scan from 0;
@@ -1175,6 +1213,7 @@ __global__ void __launch_bounds__(128) kvtc__k_tcg_fnv(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_fnv_final   grid ceil(n_groups / 128), block 128: h = P^N h0 + acc. Compress: store it and
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 24 regs; 0 spills
  * each record's status; decompress: compare with the record's (ERR_CORRUPT if different). */
 __global__ void __launch_bounds__(128) kvtc__k_tcg_fnv_final(kvtc__tcg_args a, int decompress) {
     const int g = blockIdx.x * 128 + threadIdx.x;
@@ -1194,6 +1233,7 @@ __global__ void __launch_bounds__(128) kvtc__k_tcg_fnv_final(kvtc__tcg_args a, i
 }
 
 /* kvtc__k_tcg_check   CPU twin: kvtc_tc_chunk_info + the checks of kvtc_tc_decode
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 39 regs; 0 spills
  * grid ceil(n_groups / 128), block 128, one thread per record: header fields, calibration id, widths
  * (each <= 16, summing to row_bits), the length; then what this plan can decode (its own widths and
  * quantizer, this call's n_tokens): else ERR_UNSUPPORTED. The checksum follows (kvtc__k_tcg_fnv*). */
@@ -1237,6 +1277,7 @@ __global__ void __launch_bounds__(128) kvtc__k_tcg_check(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_unpack   CPU twin: kvtc__unpack_var_u16 + kvtc__tc_dequantize
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 30 regs; 0 spills
  * grid (na_pad / 128, min(m, 65535) strided, n_groups), block 128: one thread per (token, component);
  * fields read bytewise (<= 3 bytes), lo/scale from the record; zeros for padding and failed records. */
 __global__ void __launch_bounds__(128) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
@@ -1274,6 +1315,7 @@ __global__ void __launch_bounds__(128) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_scatter   CPU twin: kvtc_tc_decode's copy-out + kvtc_rope_apply + the caller's scatter
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 48 regs; 0 spills
  * grid and threads as kvtc__k_tcg_gather: coded tokens from X-hat, sink/window tokens from the record's
  * fp16 rows; keys get RoPE back (double); written to the cache in its dtype (or to d_x). Failed records
  * write nothing. */
@@ -1297,7 +1339,6 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_scatter(kvtc__tcg_args a, int
     const int c0 = part * a.hd + j0, c1 = part * a.hd + j1;
     const kvtc__tcg_call cl = a.call[g];
     const unsigned char *rec = a.rec + cl.rec;
-    const double inv_freq = rot ? a.inv_freq[slot] : 0.0;
     void *dst = kind ? a.wv : a.wk;
     for (long long t = (long long)blockIdx.y * tpb + lt; t < a.n; t += (long long)gridDim.y * tpb) {
         float v0, v1;
@@ -1323,7 +1364,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_scatter(kvtc__tcg_args a, int
             atomicOr(&a.gflag[g], 4u);
             continue;
         }
-        if (rot) kvtc__tcg_rope(a.positions ? (double)a.positions[t] : (double)tok, inv_freq, 1.0, &v0, &v1);
+        if (rot) kvtc__tcg_rope(a.rope_tab[t * a.rd_half + slot], 1.0, &v0, &v1);
         const long long base = (long long)layer * a.layer_stride + ((long long)pg * a.bs + tok % a.bs) * a.tok_stride +
                                (long long)head * a.hd;
         kvtc__store(dst, base + j0, a.dtype, v0);
@@ -1331,7 +1372,8 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_scatter(kvtc__tcg_args a, int
     }
 }
 
-/* kvtc__k_tcg_status   grid ceil(n_groups / 128), block 128: decompress statuses. */
+/* kvtc__k_tcg_status   grid ceil(n_groups / 128), block 128: decompress statuses.
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 12 regs; 0 spills */
 __global__ void __launch_bounds__(128) kvtc__k_tcg_status(kvtc__tcg_args a) {
     const int g = blockIdx.x * 128 + threadIdx.x;
     if (g >= a.G || !a.status) return;
@@ -1460,7 +1502,7 @@ static kvtc__tcg_geo kvtc__tcg_host_geo(const kvtc_cuda_tc *plan, int g, size_t 
 }
 
 typedef struct kvtc__tcg_ws {
-    size_t call, flags, flags_bytes, tokflag, gflag, acc, gstat, cpar, A, Z, L, par, bytes, rec_total;
+    size_t call, flags, flags_bytes, tokflag, gflag, acc, gstat, cpar, A, Z, L, par, rope, bytes, rec_total;
     long long nseg, max_words, m, ns, nw;
 } kvtc__tcg_ws;
 
@@ -1498,6 +1540,8 @@ static kvtc_status kvtc__tcg_ws_of(const kvtc_cuda_tc *plan, size_t n, kvtc__tcg
     if (!kvtc__tcg_mul(gm, (size_t)plan->na_pad * 4, &a) || !kvtc__tcg_take(&off, a, &w->Z)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_take(&off, w->rec_total, &w->L)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_take(&off, 8 * (size_t)w->nseg, &w->par)) return KVTC_ERR_OVERFLOW;
+    if (!kvtc__tcg_mul(n, (size_t)(plan->params.rope.rotary_dim / 2) * 16, &a) || !kvtc__tcg_take(&off, a, &w->rope))
+        return KVTC_ERR_OVERFLOW;
     w->bytes = off;
     return KVTC_OK;
 }
@@ -1706,6 +1750,7 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     a.cpar = (float4 *)(ws + w.cpar);
     a.L = ws + w.L;
     a.par = ws + w.par;
+    a.rope_tab = (double2 *)(ws + w.rope);
     a.nseg = w.nseg;
     a.status = d_status;
     hp = plan->dim / 2;
@@ -1720,6 +1765,10 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     KVTC_CUDA_CHECK(cudaMemsetAsync(ws + w.flags, 0, w.flags_bytes, stream));
     kvtc__k_tcg_geom<<<1, 1024, 0, stream>>>(a);
     KVTC__TCG_LAUNCHED();
+    if (!flat && a.rope) {
+        kvtc__k_tcg_rope_table<<<(unsigned)((a.n * a.rd_half + 255) / 256), 256, 0, stream>>>(a);
+        KVTC__TCG_LAUNCHED();
+    }
     if (!decompress) {
         kvtc__k_tcg_gather<<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
         KVTC__TCG_LAUNCHED();
