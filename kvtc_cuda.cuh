@@ -687,7 +687,7 @@ __global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_compress(cons
  * a coordinate's cell comes from a branch-free binary search over the 2^(bits-1) - 1 positive
  * boundaries in registers (the symmetric codebook gives the negative side; y <= 0 searches with the next
  * float up, so ties go down exactly as in kvtc.h); codes leave as one 2*bits-byte store per lane.
- * grid (<= n_sms * 8, 1 or 2 tensors), block 256; bits per tensor switch at run time (uniform per block).
+ * grid (min(vectors / vectors per block, 2048), 1 or 2 tensors), block 256; bits switch per tensor at run time.
  * <128>: see the resource table in bench/RESULTS.md. bytes per vector: 2 D in (fp16), D bits/8 + 2 out */
 template <int L>
 static __device__ __forceinline__ float kvtc__group_sum(float v) { /* kvtc.h's tree over the L chunk sums */
@@ -697,13 +697,18 @@ static __device__ __forceinline__ float kvtc__group_sum(float v) { /* kvtc.h's t
 }
 
 template <int D, int BITS>
-static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args &a, const kvtc__dc &c, const float *s_mag,
-                                                                const unsigned *s_sign) {
+static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args &a, const kvtc__dc &c, const float *s_mag) {
     constexpr int L = D / 16, VPW = 32 / L, M = 1 << (BITS - 1);
     const int lane = threadIdx.x & 31, li = lane & (L - 1), warps = blockDim.x >> 5;
     float P[M > 1 ? M - 1 : 1]; /* positive boundaries b[M], .., b[2M - 2]; b[M - 1] is 0 */
 #pragma unroll
     for (int j = 0; j < M - 1; ++j) P[j] = __ldg(c.bnd + M + j);
+    unsigned smask[4] = {0u, 0u, 0u, 0u}; /* bit e: coordinate 16 li + e changes sign in round r */
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+        if (r < c.rounds)
+#pragma unroll
+            for (int e = 0; e < 16; ++e) smask[r] |= (__ldg(c.signs + r * D + 16 * li + e) < 0.0f ? 1u : 0u) << e;
     const long long stride = (long long)gridDim.x * warps * VPW;
     for (long long v0 = ((long long)blockIdx.x * warps + (threadIdx.x >> 5)) * VPW; v0 < a.n_vectors; v0 += stride) {
         const long long v = v0 + lane / L;
@@ -789,10 +794,11 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
         for (int e = 0; e < 16; ++e) x[e] = __fmul_rn(x[e], inv);
         if (ex) norm = ldexpf(norm, ex);
         /* ---- rotate: per round signs, then the FWHT over the whole vector, then its scale */
-        for (int r = 0; r < c.rounds; ++r) {
-            const unsigned sm = s_sign[r * L + li];
 #pragma unroll
-            for (int e = 0; e < 16; ++e) x[e] = __uint_as_float(__float_as_uint(x[e]) ^ (((sm >> e) & 1u) << 31));
+        for (int r = 0; r < 4; ++r) {
+            if (r >= c.rounds) break;
+#pragma unroll
+            for (int e = 0; e < 16; ++e) x[e] = __uint_as_float(__float_as_uint(x[e]) ^ (((smask[r] >> e) & 1u) << 31));
 #pragma unroll
             for (int h = 1; h < 16; h <<= 1)
 #pragma unroll
@@ -812,7 +818,7 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
             for (int e = 0; e < 16; ++e) x[e] = __fmul_rn(x[e], c.fwht_scale);
         }
         /* ---- cells, and the squared norm of the centroids in kvtc.h's order */
-        unsigned long long bits = 0; /* the 16 codes, BITS each, LSB first */
+        unsigned idx[16];
         float chat = 0.0f;
 #pragma unroll
         for (int e = 0; e < 16; ++e) {
@@ -829,7 +835,7 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
                 const float t3 = c1 ? (c2 ? P[6] : P[4]) : (c2 ? P[2] : P[0]);
                 mag = 4 * c1 + 2 * c2 + (av > t3);
             }
-            bits |= (unsigned long long)(pos ? M + mag : M - 1 - mag) << (BITS * e);
+            idx[e] = pos ? (unsigned)(M + mag) : (unsigned)(M - 1 - mag);
             if (c.corr > 0) {
                 const float cm = s_mag[mag];
                 chat = __fmaf_rn(cm, cm, chat);
@@ -858,6 +864,9 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
             else *(unsigned short *)sc = blank ? (unsigned short)0 : h16;
         }
         unsigned char *cp = pg + c.off_codes + (size_t)off * c.code_bytes + 2 * BITS * li;
+        unsigned long long bits = 0;
+#pragma unroll
+        for (int e = 0; e < 16; ++e) bits |= (unsigned long long)idx[e] << (BITS * e);
         if (blank) bits = 0;
         if (BITS == 4) *(uint2 *)cp = make_uint2((unsigned)bits, (unsigned)(bits >> 32));
         else if (BITS == 2) *(unsigned *)cp = (unsigned)bits;
@@ -870,23 +879,17 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
 }
 
 template <int D>
-__global__ void __launch_bounds__(256, 3) kvtc__k_compress_fast(const kvtc__args a) { /* <= 80 registers */
-    __shared__ float s_mag[8];             /* centroid magnitudes c[M + j] */
-    __shared__ unsigned s_sign[4 * (D / 16)]; /* [round][lane of a vector]: bit e flips coordinate 16 li + e */
+__global__ void __launch_bounds__(256) kvtc__k_compress_fast(const kvtc__args a) {
+    __shared__ float s_mag[8]; /* centroid magnitudes c[M + j] */
     const kvtc__dc &c = a.t[blockIdx.y];
     const int M = 1 << (c.mse_bits - 1);
     if (threadIdx.x < M) s_mag[threadIdx.x] = __ldg(c.cent + M + threadIdx.x);
-    for (int i = threadIdx.x; i < c.rounds * (D / 16); i += blockDim.x) {
-        unsigned m = 0;
-        for (int e = 0; e < 16; ++e) m |= (__ldg(c.signs + (i / (D / 16)) * D + 16 * (i % (D / 16)) + e) < 0.0f ? 1u : 0u) << e;
-        s_sign[i] = m;
-    }
     __syncthreads();
     switch (c.mse_bits) {
-    case 1: kvtc__compress_fast_body<D, 1>(a, c, s_mag, s_sign); break;
-    case 2: kvtc__compress_fast_body<D, 2>(a, c, s_mag, s_sign); break;
-    case 3: kvtc__compress_fast_body<D, 3>(a, c, s_mag, s_sign); break;
-    default: kvtc__compress_fast_body<D, 4>(a, c, s_mag, s_sign); break;
+    case 1: kvtc__compress_fast_body<D, 1>(a, c, s_mag); break;
+    case 2: kvtc__compress_fast_body<D, 2>(a, c, s_mag); break;
+    case 3: kvtc__compress_fast_body<D, 3>(a, c, s_mag); break;
+    default: kvtc__compress_fast_body<D, 4>(a, c, s_mag); break;
     }
 }
 
@@ -1175,7 +1178,6 @@ struct kvtc__attn_args {
     float scale_log2; /* softmax scale * log2(e): scores live in log2 units */
     /* tensor-core kernel: byte offsets of its shared-memory regions (see kvtc__attn_tc_layout) */
     unsigned tc_vlut, tc_ring, tc_q, tc_qf, tc_buf, tc_ml;
-    kvtc__fastdiv div_tpp; /* by block_size / 16, tiles per page */
 };
 
 static __device__ __forceinline__ void kvtc__cp_async4(void *smem_dst, const void *gmem_src) {
@@ -1594,44 +1596,30 @@ static __device__ __forceinline__ void kvtc__cp_commit() { asm volatile("cp.asyn
 template <int N>
 static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
-/* This lane's byte offsets inside a K and a V page for a tile starting at page offset 0 (a tile at
- * token offset `off` adds off * row bytes to the codes, 2 off to the norms). */
-struct kvtc__tc_lane {
-    unsigned k0, k1, v[4], nk0, nv0;
-};
+/* Start copying this lane's part of the tile at token offset `off` of physical block `blk` into stage sb
+ * (a shared address); a bad block id marks the stage masked. */
 template <int D, int KB, int VB>
-static __device__ __forceinline__ kvtc__tc_lane kvtc__tc_lane_of(const kvtc__attn_args &a, int g, int t) {
-    typedef kvtc__tc_stage<D, KB, VB> S;
-    kvtc__tc_lane o;
-    o.k0 = (unsigned)a.k.off_codes + g * (D * KB / 8) + t * S::KBYTES;
-    o.k1 = o.k0 + 8 * (D * KB / 8);
-    const int rows[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
-#pragma unroll
-    for (int u = 0; u < 4; ++u) o.v[u] = (unsigned)a.v.off_codes + rows[u] * (D * VB / 8) + ((g * S::VBYTES) & ~3);
-    o.nk0 = (unsigned)a.k.off_scales + ((2 * g) & ~3); /* the aligned word holding row g's norm; row g + 8: +16 */
-    o.nv0 = (unsigned)a.v.off_scales + ((2 * g) & ~3);
-    return o;
-}
-/* Start copying this lane's part of the tile at token offset `off` (a multiple of 16) of physical block
- * `blk` into stage sb (a shared address); a bad block id marks the stage masked. */
-template <int D, int KB, int VB>
-static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, const kvtc__tc_lane &o, int blk, int off,
-                                                      int h, int lane, unsigned sb) {
+static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, int blk, int off, int h, int g, int t,
+                                                      int lane, unsigned sb) {
     typedef kvtc__tc_stage<D, KB, VB> S;
     const bool ok = blk >= 0 && blk < a.n_blocks;
     asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sb + S::OK + 4 * lane), "r"((unsigned)ok) : "memory");
     if (!ok) return;
     const long long pg = (long long)blk * a.n_kv + h;
     const unsigned char *kp = a.kcache + pg * (long long)a.k.page_bytes, *vp = a.vcache + pg * (long long)a.v.page_bytes;
-    const unsigned char *kc = kp + off * (D * KB / 8), *vc = vp + off * (D * VB / 8);
-    kvtc__cp_async<S::KL>(sb + S::K0 + lane * S::KL, kc + o.k0);
-    kvtc__cp_async<S::KL>(sb + S::K1 + lane * S::KL, kc + o.k1);
+    const unsigned char *kc = kp + a.k.off_codes + (size_t)off * (D * KB / 8) + t * S::KBYTES;
+    const unsigned char *vc = vp + a.v.off_codes + (size_t)off * (D * VB / 8) + ((g * S::VBYTES) & ~3);
+    kvtc__cp_async<S::KL>(sb + S::K0 + lane * S::KL, kc + g * (D * KB / 8));
+    kvtc__cp_async<S::KL>(sb + S::K1 + lane * S::KL, kc + (g + 8) * (D * KB / 8));
+    const int rows[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
 #pragma unroll
-    for (int u = 0; u < 4; ++u) kvtc__cp_async<S::VL>(sb + S::V + (u * 32 + lane) * S::VL, vc + o.v[u]);
-    kvtc__cp_async<4>(sb + S::NORM + 4 * lane, kp + 2 * off + o.nk0);
-    kvtc__cp_async<4>(sb + S::NORM + 128 + 4 * lane, kp + 2 * off + o.nk0 + 16);
-    kvtc__cp_async<4>(sb + S::NORM + 256 + 4 * lane, vp + 2 * off + o.nv0);
-    kvtc__cp_async<4>(sb + S::NORM + 384 + 4 * lane, vp + 2 * off + o.nv0 + 16);
+    for (int u = 0; u < 4; ++u) kvtc__cp_async<S::VL>(sb + S::V + (u * 32 + lane) * S::VL, vc + rows[u] * (D * VB / 8));
+    /* norms of rows g and g + 8: the aligned words that hold them */
+    const size_t n0 = ((size_t)(off + g) * 2) & ~(size_t)3, n1 = ((size_t)(off + g + 8) * 2) & ~(size_t)3;
+    kvtc__cp_async<4>(sb + S::NORM + 4 * lane, kp + a.k.off_scales + n0);
+    kvtc__cp_async<4>(sb + S::NORM + 128 + 4 * lane, kp + a.k.off_scales + n1);
+    kvtc__cp_async<4>(sb + S::NORM + 256 + 4 * lane, vp + a.v.off_scales + n0);
+    kvtc__cp_async<4>(sb + S::NORM + 384 + 4 * lane, vp + a.v.off_scales + n1);
 }
 
 template <int D, int KB, int VB>
@@ -1661,7 +1649,7 @@ static __device__ __forceinline__ float kvtc__half_of(unsigned w, int hi) {
 }
 /* Read this lane's part of a landed stage; n_valid = tokens of the context from the tile's first. */
 template <int D, int KB, int VB>
-static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, int n_valid, int g, int lane,
+static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, int off, int n_valid, int g, int lane,
                                                      kvtc__tile<D, KB, VB> &T) {
     typedef kvtc__tc_stage<D, KB, VB> S;
     const bool ok = *(const unsigned *)(sb + S::OK + 4 * lane) != 0u;
@@ -1675,11 +1663,11 @@ static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, in
     T.ok0 = ok && g < n_valid;
     T.ok1 = ok && g + 8 < n_valid;
     const unsigned *nw = (const unsigned *)(sb + S::NORM) + lane;
-    const int hi = g & 1; /* tiles start at multiples of 16 tokens: row g's norm is half g & 1 of its word */
-    T.nk0 = T.ok0 ? kvtc__half_of(nw[0], hi) : 0.0f;
-    T.nk1 = T.ok1 ? kvtc__half_of(nw[32], hi) : 0.0f;
-    T.nv0 = T.ok0 ? kvtc__half_of(nw[64], hi) : 0.0f;
-    T.nv1 = T.ok1 ? kvtc__half_of(nw[96], hi) : 0.0f;
+    const int o0 = (off + g) & 1, o1 = (off + g + 8) & 1;
+    T.nk0 = T.ok0 ? kvtc__half_of(nw[0], o0) : 0.0f;
+    T.nk1 = T.ok1 ? kvtc__half_of(nw[32], o1) : 0.0f;
+    T.nv0 = T.ok0 ? kvtc__half_of(nw[64], o0) : 0.0f;
+    T.nv1 = T.ok1 ? kvtc__half_of(nw[96], o1) : 0.0f;
 }
 
 static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 8 lanes of one t */
@@ -1717,8 +1705,7 @@ __global__ void __launch_bounds__(128, D == 256 ? 2 : 3) kvtc__k_attn_tc(const k
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int h = blockIdx.x, b = blockIdx.y, split = blockIdx.z, G = a.gqa;
     const unsigned char *klut = kvtc__smem_tc, *vlut = kvtc__smem_tc + a.tc_vlut; /* pair tables */
-    unsigned lane4; /* 4 lane, opaque to the compiler so that (field & mask) | lane4 stays one lop3 */
-    asm("mov.b32 %0, %1;" : "=r"(lane4) : "r"(4u * lane));
+    const unsigned lane4 = 4u * lane;
     unsigned char *ring = kvtc__smem_tc + a.tc_ring + warp * NST * Stage::BYTES; /* this warp's stages */
     const unsigned ring_s = (unsigned)__cvta_generic_to_shared(ring);
     float *s_q = (float *)(kvtc__smem_tc + a.tc_q);    /* [8][D] rotated, scaled queries */
@@ -1733,17 +1720,13 @@ __global__ void __launch_bounds__(128, D == 256 ? 2 : 3) kvtc__k_attn_tc(const k
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + 15) >> 4 : 0;
     const int n_mine = n_tiles > warp ? (n_tiles - warp + 3) >> 2 : 0; /* this warp's tiles: warp + 4 j */
     const int *bt = a.block_table + (long long)b * a.max_blocks;
-    /* this warp's tile j is the split's tile warp + 4 j: page p0 + (warp + 4 j) / tpp, token offset 16 x the rest */
-    const int p0 = split * a.blocks_per_split, tpp = a.block_size >> 4;
-    const kvtc__tc_lane lo = kvtc__tc_lane_of<D, KB, VB>(a, g, t);
 #define KVTC__TC_TOK(j) (t_begin + 16 * (warp + 4 * (j)))
-#define KVTC__TC_PAGE(j) (p0 + (int)kvtc__div((unsigned)(warp + 4 * (j)), a.div_tpp))
-#define KVTC__TC_OFF(j) (16 * ((warp + 4 * (j)) - (KVTC__TC_PAGE(j) - p0) * tpp))
-#define KVTC__TC_BLK(j) ((j) < n_mine ? __ldg(bt + KVTC__TC_PAGE(j)) : -1)
+#define KVTC__TC_BLK(j) ((j) < n_mine ? __ldg(bt + KVTC__TC_TOK(j) / a.block_size) : -1)
 #define KVTC__TC_ISSUE(j, blk)                                                                                         \
     do {                                                                                                               \
         if ((j) < n_mine)                                                                                              \
-            kvtc__tc_issue<D, KB, VB>(a, lo, blk, KVTC__TC_OFF(j), h, lane, ring_s + ((j) % NST) * Stage::BYTES);      \
+            kvtc__tc_issue<D, KB, VB>(a, blk, KVTC__TC_TOK(j) % a.block_size, h, g, t, lane,                          \
+                                      ring_s + ((j) % NST) * Stage::BYTES);                                            \
         kvtc__cp_commit();                                                                                             \
     } while (0)
     /* the first tiles' bytes start moving before the tables and queries are set up */
@@ -1788,7 +1771,8 @@ __global__ void __launch_bounds__(128, D == 256 ? 2 : 3) kvtc__k_attn_tc(const k
         KVTC__TC_ISSUE(j + NST - 1, blk_next);
         kvtc__cp_wait<NST - 1>(); /* tile j's group has landed */
         kvtc__tile<D, KB, VB> cur;
-        kvtc__tc_read<D, KB, VB>(ring + (j % NST) * Stage::BYTES, t_end - KVTC__TC_TOK(j), g, lane, cur);
+        kvtc__tc_read<D, KB, VB>(ring + (j % NST) * Stage::BYTES, KVTC__TC_TOK(j) % a.block_size, t_end - KVTC__TC_TOK(j), g,
+                                 lane, cur);
         /* ---- scores S[token][head] = n_k <K row, q'> (log2 units), rows g and g + 8, heads 2t, 2t + 1 */
         float sc[4][4];
 #pragma unroll
@@ -1842,8 +1826,6 @@ __global__ void __launch_bounds__(128, D == 256 ? 2 : 3) kvtc__k_attn_tc(const k
     kvtc__cp_wait<0>();
 #undef KVTC__TC_ISSUE
 #undef KVTC__TC_BLK
-#undef KVTC__TC_OFF
-#undef KVTC__TC_PAGE
 #undef KVTC__TC_TOK
     /* ---- this warp's partials in the finishing layout: acc scaled from the mv to the ms reference */
     float f[2];
@@ -2093,7 +2075,6 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
             const kvtc__attn_tc_layout lt = kvtc__attn_tc_layout_of(kc->meta.params.head_dim, kb, vb,
                                                                     kvtc__attn_tc_share(&kc->meta, &vc->meta));
             a.tc_vlut = lt.vlut, a.tc_ring = lt.ring, a.tc_q = lt.q, a.tc_qf = lt.qf, a.tc_buf = lt.buf, a.tc_ml = lt.ml;
-            a.div_tpp = kvtc__fastdiv_of((unsigned)(ap->cache.block_size / 16));
 #define KVTC__TC_LAUNCH(D_, KB_, VB_)                                                                                  \
     if (!launched && kc->meta.params.head_dim == (D_) && kb == (KB_) && vb == (VB_)) {                                  \
         KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn_tc<D_, KB_, VB_>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
