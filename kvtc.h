@@ -1,4 +1,4 @@
-/* kvtc.h - KV-cache compression for LLM inference, CPU reference.  v0.2.0
+/* kvtc.h - KV-cache compression for LLM inference, CPU reference.  v1.0.0
  *
  * kvtc compresses the key/value cache of transformer inference 4-20x and
  * attends over the compressed cache directly. This file is the whole C99
@@ -42,6 +42,10 @@
  * Infallible helpers (RNG, half conversions, kvtc_version) return values.
  *
  * Revisions
+ *   1.0.0 (2026-12-01) TQ encoder norms in fp32 in a fixed reduction order, so
+ *                      GPU records are byte-identical; kvtc_tc_encode zeroes
+ *                      unused side data. kvtc_cuda.cuh: tensor-core attention,
+ *                      fast compress, KVTC on the GPU; changed signatures.
  *   0.2.0 (2026-11-23) KVTC transform coding: RoPE, eigensolver, calibration
  *                      blobs, bit allocation, variable-width packing, chunks.
  *   0.1.0 (2026-11-23) first release: RNG, rotations, Lloyd-Max, TQ MSE/prod,
@@ -55,10 +59,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVTC_VERSION_MAJOR 0
-#define KVTC_VERSION_MINOR 2
+#define KVTC_VERSION_MAJOR 1
+#define KVTC_VERSION_MINOR 0
 #define KVTC_VERSION_PATCH 0
-#define KVTC_VERSION_STRING "0.2.0"
+#define KVTC_VERSION_STRING "1.0.0"
 /* Version of every packed layout documented below; bumped when one changes. */
 #define KVTC_FORMAT_VERSION 1
 
@@ -3464,6 +3468,7 @@ KVTC_DEF kvtc_status kvtc_tc_encode(const kvtc_tc *tc, const float *x, size_t n_
     kvtc__tc_put_u64(o + 32, tc->calib->id);
     kvtc__tc_put_u64(o + 40, (uint64_t)g.bytes);
     memcpy(o + g.widths, tc->widths, (size_t)tc->calib->rank);
+    memset(o + g.params, 0, 8 * g.n_uniform); /* stays zero when no token is coded */
     st = kvtc__tc_put_f16_rows(x, g.n_sink, d, o + g.sink);
     if (st != KVTC_OK) worst = st;
     st = kvtc__tc_put_f16_rows(x + (n_tokens - g.n_window) * d, g.n_window, d, o + g.window);
@@ -3627,6 +3632,16 @@ OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
 ------------------------------------------------------------------------------
 Revision history
+  1.0.0 (2026-12-01) TurboQuant encoder: norm, unit vector and norm correction
+                     in fp32 in a fixed reduction order (chunks of 16, then a
+                     pairwise tree), with a power-of-two prescale for tiny or
+                     huge vectors, so the GPU encoder gives the same bytes;
+                     NaN/Inf checked per element. kvtc_tc_encode writes zeros
+                     to the side data of a chunk that codes no token.
+                     kvtc_cuda.cuh: tensor-core decode attention (kernel
+                     choice, rotated output; kvtc_cuda_attn_splits and
+                     _workspace_bytes take both codecs), a fast TQ compress
+                     kernel, KVTC transform coding on the GPU (>>tc-gpu).
   0.2.0 (2026-11-23) KVTC transform coding on the CPU.
   0.1.0 (2026-11-23) first release.
 */

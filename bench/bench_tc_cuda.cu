@@ -1,4 +1,4 @@
-/* bench_tc_cuda.cu: KVTC transform coding on the GPU (kvtc_cuda_tc.cuh): per-stage compress/decompress times of a Llama-3-8B-shaped paged fp16 cache, GEMM TFLOP/s, ratio and cosine. */
+/* bench_tc_cuda.cu: KVTC transform coding on the GPU (kvtc_cuda.cuh >>tc-gpu): per-stage compress/decompress times of a Llama-3-8B-shaped paged fp16 cache, GEMM TFLOP/s, ratio and cosine. */
 /* build: nvcc -std=c++17 -O3 -arch=sm_90 -I. -DKVTC_CUDA_MINIMAL bench/bench_tc_cuda.cu -o build/bench_tc_cuda   (add -DBENCH_CUBLAS -lcublas for the cuBLAS GEMM column) */
 /* run:   ./build/bench_tc_cuda [--quick] [--reps R] [--no-paper] [--budget-s S]   (--quick: the first three rows; rows past S seconds of wall time, default 100, are skipped and say so) */
 /*
@@ -29,7 +29,7 @@
 #include <time.h>
 #define KVTC_IMPLEMENTATION
 #define KVTC_CUDA_IMPLEMENTATION
-#include "kvtc_cuda_tc.cuh"
+#include "kvtc_cuda.cuh"
 #ifdef BENCH_CUBLAS
 #include <cublas_v2.h>
 #endif

@@ -1,4 +1,4 @@
-/* kvtc GPU tests of KVTC transform coding (kvtc_cuda_tc.cuh) against kvtc.h's kvtc_tc_encode / kvtc_tc_decode.
+/* kvtc GPU tests of KVTC transform coding (kvtc_cuda.cuh >>tc-gpu) against kvtc.h's kvtc_tc_encode / kvtc_tc_decode.
  * nvcc -std=c++17 -O2 -arch=sm_90 -I. -DKVTC_CUDA_MINIMAL tests/test_tc_cuda.cu -o build/test_tc_cuda && ./build/test_tc_cuda [filter|quick]
  * Without a CUDA device every test reports SKIP. Ends with "N passed, N failed, N skipped".
  * Parity lines ("parity: ...") give the counts the issue asks for: record bytes, quantizer cells that differ
@@ -7,7 +7,7 @@
 #define KVTC_CUDA_LOG(call, err, file, line) fprintf(stderr, "  %s:%d: %s: %s\n", file, line, call, cudaGetErrorString(err))
 #define KVTC_IMPLEMENTATION
 #define KVTC_CUDA_IMPLEMENTATION
-#include "kvtc_cuda_tc.cuh"
+#include "kvtc_cuda.cuh"
 #include "tests/test_common.h"
 #include <algorithm>
 #include <vector>
@@ -217,7 +217,7 @@ static int flat_case(const flat_cfg &c, uint64_t seed, parity *pr, double *rec_e
         x[((size_t)(G - 1) * n + 1) * p + 0] = INFINITY;         /* sink token */
         x[((size_t)(G - 1) * n + n - 1) * p + 2] = -INFINITY;    /* window token */
         /* fp16 overflow in a sink: ERR_RANGE. Without sinks token 0 is coded, and F16 cannot take |x - mu| > 65504
-           (kvtc_cuda_tc.cuh: it becomes Inf and spoils the chunk's UNIFORM ranges), so F16 then goes without it */
+           (kvtc_cuda.cuh >>tc-gpu: it becomes Inf and spoils the chunk's UNIFORM ranges), so F16 then goes without it */
         if (G > 1 && (c.sink != KVTC_TC_NONE || c.gemm != KVTC_CUDA_TC_GEMM_F16)) x[((size_t)1 * n + 0) * p + 5] = 1e5f;
         /* large, finite, coded: with a UNIFORM quantizer it sets the range of every component, and F16's
            2^-11 error on it moves lo/scale enough to shift whole grids, so F16 gets it only with GAUSSIAN */
