@@ -3,4 +3,4 @@
 #define KVTC_IMPLEMENTATION
 #include "kvtc.h"
 
-int kvtc_static_unit() { return kvtc_version()[0] == '0' ? 0 : 1; }
+int kvtc_static_unit() { return kvtc_version()[0] == KVTC_VERSION_STRING[0] ? 0 : 1; }
