@@ -14,11 +14,14 @@
  * nothing, never synchronises, and checks its launch. Device memory always
  * comes from the caller, sized by a *_bytes() helper.
  *
- * Records are bit-identical to kvtc.h's (same layout, same arithmetic in the
- * same order) for the Hadamard and NONE rotations; sums of squares are
- * reduced in another order, which can move a value across a rounding edge
- * with probability ~1e-9 per element. Bit-parity assumes the CPU build does
- * not contract a*b+c into fma (true for -std=c99/c11, or -ffp-contract=off).
+ * Records are byte-identical to kvtc.h's (same layout, same arithmetic in the
+ * same order, kvtc.h's norms included) for the Hadamard, NONE and DENSE
+ * rotations; only TQ_PROD's residual norm is summed in double in another
+ * order, which can move it across a rounding edge with probability ~1e-9.
+ * Bit-parity assumes the CPU build does not contract a*b+c into fma (true for
+ * gcc -std=c99/c11, or -ffp-contract=off).
+ * Alignment: tensors and caches 16-byte aligned (cudaMalloc's are) take the
+ * fast paths; others are served by the generic kernels.
  *
  * Sections: >>codec-upload >>compress >>compress-fast >>decompress >>attention >>tc-gpu
  */
@@ -124,8 +127,11 @@ typedef struct kvtc_cuda_attn_params {
 
 /* KVTC_OK if the kernels support this pair of codecs and group size. */
 KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc, int gqa);
-/* KVTC_OK if the tensor-core kernel serves this combination: TQ_MSE keys of 2, 4 or 8 bits and TQ_MSE
- * values of 2 or 4 bits with fp16 norms, head_dim 64, 128 or 256, gqa <= 8, block_size a multiple of 16. */
+/* KVTC_OK if the tensor-core kernel serves this combination: TQ_MSE keys and values with fp16 norms,
+ * (key bits, value bits) one of K4/V4, K4/V2, K2/V2, K8/V4 (KVTC__ATTN_TC_SET; KVTC_CUDA_MINIMAL builds
+ * K4/V4 only), head_dim 64, 128 or 256, gqa <= 8, block_size a multiple of 16. kvtc_cuda_attn_decode
+ * also needs both caches 16-byte aligned for it, and rotated, scaled query coordinates |P q * scale *
+ * log2(e)| below 65504 (they enter as fp16 hi + lo parts); DEFAULT uses SCALAR otherwise. */
 KVTC_DEF kvtc_status kvtc_cuda_attn_tensor_supported(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc, int gqa,
                                                      int block_size);
 /* The split count the launcher will use (a pure function of the codecs and *p). */
@@ -1000,11 +1006,13 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
             float mx = 0.0f;
 #pragma unroll
             for (int e = 0; e < 16; ++e) fin = fin && isfinite(x[e]), mx = fmaxf(mx, fabsf(x[e]));
+            int all_fin = fin; /* every lane shuffles: no short-circuit around a full-mask shuffle */
 #pragma unroll
             for (int o = 1; o < L; o <<= 1) {
-                fin = fin && __shfl_xor_sync(KVTC__FULL, (int)fin, o);
+                all_fin &= __shfl_xor_sync(KVTC__FULL, all_fin, o);
                 mx = fmaxf(mx, __shfl_xor_sync(KVTC__FULL, mx, o));
             }
+            fin = all_fin != 0;
             nonfinite = slow && !fin;
             zero = slow && fin && mx == 0.0f;
             const bool scale = slow && fin && mx > 0.0f;
@@ -1322,8 +1330,8 @@ KVTC_DEF kvtc_status kvtc_cuda_cache_write(const kvtc_cuda_codec *kc, const kvtc
     a.t[1].y = d_v_cache;
     a.status = d_status;
     return kvtc__launch(true, kc->meta.params.head_dim, a, vc ? 2 : 1,
-                        kvtc__compress_fast_ok(&kc->meta) && !((size_t)d_k & 15) &&
-                            (!vc || (kvtc__compress_fast_ok(&vc->meta) && !((size_t)d_v & 15))),
+                        kvtc__compress_fast_ok(&kc->meta) && !(((size_t)d_k | (size_t)d_k_cache) & 15) &&
+                            (!vc || (kvtc__compress_fast_ok(&vc->meta) && !(((size_t)d_v | (size_t)d_v_cache) & 15))),
                         stream);
 }
 
@@ -1375,7 +1383,8 @@ KVTC_DEF kvtc_status kvtc_cuda_encode(const kvtc_cuda_codec *c, const void *d_x,
     a.t[0].x = d_x;
     a.t[0].y = d_out;
     a.status = d_status;
-    return kvtc__launch(true, c->meta.params.head_dim, a, 1, kvtc__compress_fast_ok(&c->meta) && !((size_t)d_x & 15), stream);
+    return kvtc__launch(true, c->meta.params.head_dim, a, 1,
+                        kvtc__compress_fast_ok(&c->meta) && !(((size_t)d_x | (size_t)d_out) & 15), stream);
 }
 
 KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in, size_t in_bytes,
@@ -1920,7 +1929,7 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * V share a codebook), the rings (4 x 3 x 2.6 KiB at d = 128, 4 bits), both reused by the warp merge after
  * the loop, then queries and their fragments.
  * regs @ sm_90, CUDA 13.0, 0 spills: d = 128: 168 (all bit pairs); d = 64: 115-128; d = 256: 159-176.
- * smem <128,4,4> (one shared table): 72 KiB, 3 blocks/SM (2 at d = 256).
+ * smem <128,4,4> (one shared table): 73.75 KiB, 3 blocks/SM (2 at d = 256).
  * bytes per token and KV head: D*KB/8 + 2 (K), D*VB/8 + 2 (V); bound: HBM bandwidth */
 #ifndef KVTC__TC_STAGES /* cp.async stages per warp: STAGES - 1 tiles in flight while one computes */
 #define KVTC__TC_STAGES 3
@@ -2253,7 +2262,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     if ((st = kvtc_cuda_attn_supported(kc, vc, ap->n_q_heads / ap->cache.n_kv_heads)) != KVTC_OK) return st;
     if ((int)p->kernel < 0 || p->kernel >= KVTC_CUDA_ATTN_KERNEL_COUNT || (p->rotated_output != 0 && p->rotated_output != 1))
         return KVTC_ERR_ARG;
-    tc = kvtc__attn_uses_tc(kc, vc, p);
+    tc = kvtc__attn_uses_tc(kc, vc, p) && !(((size_t)d_k_cache | (size_t)d_v_cache) & 15); /* 16-byte cp.async */
     if (p->kernel == KVTC_CUDA_ATTN_TENSOR && !tc) return KVTC_ERR_UNSUPPORTED;
     if ((int)p->q_dtype < 0 || p->q_dtype >= KVTC_DTYPE_COUNT || (int)p->out_dtype < 0 || p->out_dtype >= KVTC_DTYPE_COUNT)
         return KVTC_ERR_ARG;
@@ -2287,6 +2296,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     a.n_split = ns;
     a.blocks_per_split = (ap->max_blocks_per_seq + ns - 1) / ns;
     if (a.blocks_per_split < 1) a.blocks_per_split = 1;
+    if ((long long)ns * a.blocks_per_split * ap->cache.block_size >= 0x7fffffffLL) return KVTC_ERR_UNSUPPORTED; /* int tokens */
     a.q_dtype = p->q_dtype == KVTC_DTYPE_DEFAULT ? KVTC_DTYPE_F16 : p->q_dtype;
     a.out_dtype = p->out_dtype == KVTC_DTYPE_DEFAULT ? KVTC_DTYPE_F16 : p->out_dtype;
     a.rotated_output = p->rotated_output;

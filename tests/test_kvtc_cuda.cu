@@ -89,9 +89,10 @@ static void to_dtype(std::vector<float> &x, kvtc_dtype t, std::vector<unsigned c
     }
 }
 
-/* One compress/decompress parity case on a paged cache: K with codec kp, V with vp. */
+/* One compress/decompress parity case on a paged cache: K with codec kp, V with vp. spread != 0 (fp32
+ * input): tokens t scaled by spread^((t % 3) - 1), so tiny and huge vectors take the scaled norm path. */
 static int cache_case(const kvtc_codec_params &kp, const kvtc_codec_params &vp, kvtc_dtype dt, int n_tokens,
-                      uint64_t seed, long long *records, long long *mismatched) {
+                      uint64_t seed, long long *records, long long *mismatched, float spread = 0.0f) {
     gcodec kc, vc;
     if (!gcodec_make(kc, kp) || !gcodec_make(vc, vp)) {
         printf("  codec setup failed (d=%d bits=%d/%d)\n", kp.head_dim, kp.bits, vp.bits);
@@ -114,6 +115,12 @@ static int cache_case(const kvtc_codec_params &kp, const kvtc_codec_params &vp, 
     for (size_t i = 0; i < n; ++i) k[i] = k[i] * 0.5f + ((i % d) == 5 ? 8.0f : 0.0f); /* outlier channel */
     for (int j = 0; j < d; ++j) k[(size_t)1 * H * d + j] = 0.0f, v[(size_t)2 * H * d + d + j] = 0.0f; /* zero vectors */
     if (n_tokens > 4) k[(size_t)4 * H * d + 7] = NAN, v[(size_t)3 * H * d + 1] = INFINITY;
+    if (spread != 0.0f)
+        for (size_t i = 0; i < n; ++i) {
+            const int t = (int)(i / ((size_t)H * d));
+            const float f = t % 3 == 0 ? 1.0f / spread : t % 3 == 2 ? spread : 1.0f;
+            k[i] *= f, v[i] *= f;
+        }
     to_dtype(k, dt, kb);
     to_dtype(v, dt, vb);
     std::vector<int64_t> slots(n_tokens);
@@ -222,6 +229,29 @@ static int test_cache_parity(void) {
         if (cache_case(b1, b2, KVTC_DTYPE_BF16, 40, 9, &records, &mism) != T_PASS) return T_FAIL;
         if (cache_case(c, e, KVTC_DTYPE_F32, 40, 8, &records, &mism) != T_PASS) return T_FAIL;
         cases += 3;
+    }
+    /* the fast compress kernel (both codecs TQ_MSE, power-of-two d, one Hadamard block): 1 and 3 bits,
+     * bf16 and fp32 inputs, fp32 norms, two rounds, norm correction off, and the scaled norm path with
+     * vectors of norms ~1e-20 and ~1e20 (fp32 norms keep them) */
+    {
+        kvtc_codec_params f1 = params_of(KVTC_METHOD_TQ_MSE, 128, 1, KVTC_ROTATION_HADAMARD, 31);
+        kvtc_codec_params f3 = params_of(KVTC_METHOD_TQ_MSE, 128, 3, KVTC_ROTATION_HADAMARD, 32);
+        kvtc_codec_params g3 = params_of(KVTC_METHOD_TQ_MSE, 256, 3, KVTC_ROTATION_HADAMARD, 33);
+        kvtc_codec_params g1 = params_of(KVTC_METHOD_TQ_MSE, 256, 1, KVTC_ROTATION_HADAMARD, 34);
+        kvtc_codec_params h4 = params_of(KVTC_METHOD_TQ_MSE, 64, 4, KVTC_ROTATION_HADAMARD, 35);
+        kvtc_codec_params h2 = params_of(KVTC_METHOD_TQ_MSE, 64, 2, KVTC_ROTATION_HADAMARD, 36);
+        kvtc_codec_params s4 = params_of(KVTC_METHOD_TQ_MSE, 128, 4, KVTC_ROTATION_HADAMARD, 37);
+        kvtc_codec_params s9 = params_of(KVTC_METHOD_TQ_MSE, 96, 4, KVTC_ROTATION_DEFAULT, 38); /* generic kernel */
+        g3.norm_type = g1.norm_type = KVTC_NORM_FP32;
+        h4.rotation_rounds = 2;
+        h2.norm_correction = -1;
+        s4.norm_type = s9.norm_type = KVTC_NORM_FP32;
+        if (cache_case(f1, f3, KVTC_DTYPE_BF16, 37, 11, &records, &mism) != T_PASS) return T_FAIL;
+        if (cache_case(g3, g1, KVTC_DTYPE_F32, 37, 12, &records, &mism) != T_PASS) return T_FAIL;
+        if (cache_case(h4, h2, KVTC_DTYPE_F16, 37, 13, &records, &mism) != T_PASS) return T_FAIL;
+        if (cache_case(s4, s4, KVTC_DTYPE_F32, 37, 14, &records, &mism, 1e20f) != T_PASS) return T_FAIL;
+        if (cache_case(s9, s9, KVTC_DTYPE_F32, 37, 15, &records, &mism, 1e20f) != T_PASS) return T_FAIL;
+        cases += 5;
     }
     printf("  %d cases, %lld records, %lld differ from the CPU's (rate %.2g)\n", cases, records, mism,
            (double)mism / records);
@@ -377,7 +407,6 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
     p.kernel = kernel;
     p.rotated_output = ac.rotated;
     if (kvtc_cuda_attn_supported(&kc.dev, &vc.dev, ac.gqa) != KVTC_OK) return -2;
-    if (kernel == KVTC_CUDA_ATTN_TENSOR && kvtc_cuda_attn_tensor_supported(&kc.dev, &vc.dev, ac.gqa, bs) != KVTC_OK) return -2;
     size_t kpage, vpage, ktot, vtot, ws;
     kvtc_cache_bytes(kc.host, &p.attn.cache, &kpage, &ktot);
     kvtc_cache_bytes(vc.host, &p.attn.cache, &vpage, &vtot);
@@ -440,6 +469,7 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
         s = kvtc_cuda_attn_decode(&kc.dev, &vc.dev, &p, dq.p, dk.p, ktot, dv.p, vtot, (const int32_t *)dbt.p,
                                   (const int32_t *)dl.p, dout.p, q.size(), (float *)dlse.p, dws.p, ws, st);
     }
+    if (s == KVTC_ERR_UNSUPPORTED && kernel == KVTC_CUDA_ATTN_TENSOR) return -2; /* the launcher refused */
     if (s != KVTC_OK || cudaStreamSynchronize(st) != cudaSuccess) return -1;
     cudaStreamDestroy(st);
     cudaMemcpy(got.data(), dout.p, got.size() * 4, cudaMemcpyDeviceToHost);
@@ -462,15 +492,15 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
     return worst;
 }
 
-/* Every case runs on the SCALAR kernel and on the DEFAULT choice (the tensor-core kernel where
- * kvtc_cuda_attn_tensor_supported says so); both must be within 1e-3 of kvtc_attn_decode. */
+/* Every case runs on the SCALAR kernel and on the TENSOR kernel where kvtc_cuda_attn_tensor_supported
+ * says it applies (else on DEFAULT); both must be within 1e-3 of kvtc_attn_decode. */
 static int attn_both(const attn_case_t &c, const std::vector<int> &lens, uint64_t seed) {
     gcodec kc, vc;
     CHECK(gcodec_make(kc, params_of(c.km, c.d, c.kb, KVTC_ROTATION_DEFAULT, seed)));
     CHECK(gcodec_make(vc, params_of(c.vm, c.d, c.vb, KVTC_ROTATION_DEFAULT, seed + 1)));
     const bool tc = kvtc_cuda_attn_tensor_supported(&kc.dev, &vc.dev, c.gqa, c.block_size ? c.block_size : 16) == KVTC_OK;
     const double es = attn_gpu_case(c, lens, seed, KVTC_CUDA_ATTN_SCALAR);
-    const double et = attn_gpu_case(c, lens, seed, KVTC_CUDA_ATTN_DEFAULT);
+    const double et = attn_gpu_case(c, lens, seed, tc ? KVTC_CUDA_ATTN_TENSOR : KVTC_CUDA_ATTN_DEFAULT);
     printf("  K%s%d V%s%d d=%d kv=%d gqa=%d split=%d bs=%d%s%s%s: rel. error scalar %.2g, %s %.2g\n",
            c.km == KVTC_METHOD_TQ_PROD ? "prod" : "", c.kb, c.vm == KVTC_METHOD_AFFINE ? "aff" : "", c.vb, c.d, c.n_kv, c.gqa,
            c.n_split, c.block_size ? c.block_size : 16, c.graph ? " graph" : "", c.spread ? " spread-norms" : "",
@@ -542,10 +572,21 @@ static int test_attention_parity(void) {
         CHECK_ST(kvtc_cuda_attn_tensor_supported(&c.dev, &c.dev, 9, 16), KVTC_ERR_UNSUPPORTED);
         CHECK_ST(kvtc_cuda_attn_tensor_supported(&c.dev, NULL, 4, 16), KVTC_ERR_NULL);
         CHECK_OK(kvtc_cuda_attn_tensor_supported(&c.dev, &c.dev, 4, 16));
-        /* TENSOR on a combination it does not serve is refused, DEFAULT falls back to SCALAR */
+        /* TENSOR on a combination it does not serve is refused by the launcher, DEFAULT falls back to SCALAR */
         A k3 = {M, 3, M, 3, 128, 1, 4, 0, false, 0, 0, 0};
         CHECK(attn_gpu_case(k3, std::vector<int>{40}, 5, KVTC_CUDA_ATTN_TENSOR) == -2);
         CHECK(attn_gpu_case(k3, std::vector<int>{40}, 5, KVTC_CUDA_ATTN_DEFAULT) >= 0.0);
+        /* bad kernel and rotated_output values are argument errors, checked before any device memory is read */
+        kvtc_cuda_attn_params bp;
+        memset(&bp, 0, sizeof bp);
+        bp.attn.cache.block_size = 16, bp.attn.cache.n_kv_heads = 1, bp.attn.cache.n_blocks = 1;
+        bp.attn.n_seqs = 1, bp.attn.n_q_heads = 4, bp.attn.max_blocks_per_seq = 1;
+        bp.kernel = (kvtc_cuda_attn_kernel)7;
+        CHECK_ST(kvtc_cuda_attn_decode(&c.dev, &c.dev, &bp, NULL, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, NULL, NULL, 0, 0),
+                 KVTC_ERR_ARG);
+        bp.kernel = KVTC_CUDA_ATTN_DEFAULT, bp.rotated_output = 2;
+        CHECK_ST(kvtc_cuda_attn_decode(&c.dev, &c.dev, &bp, NULL, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, NULL, NULL, 0, 0),
+                 KVTC_ERR_ARG);
     }
     return T_PASS;
 }
