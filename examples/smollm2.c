@@ -966,6 +966,8 @@ static size_t detokenize(const tokenizer *tk, int id, char *buf) {
 /* vec: one token's keys (is_key) or values at `layer`, n_head heads of d floats concatenated; replace
  * them by their decoded version. Returns 1 if it coded them, 0 if it left them exact. */
 typedef int (*kv_roundtrip_fn)(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user);
+/* q: one token's n_head query heads at `layer`, before RoPE, heads concatenated (calibration statistics) */
+typedef void (*kv_query_fn)(int layer, int pos, const float *q, int n_head, int d, void *user);
 
 typedef struct {
     double err[2];       /* [0 = value, 1 = key]: sum over coded head vectors of |x - x'|^2 / |x|^2 */
@@ -985,6 +987,8 @@ typedef struct {
     kv_roundtrip_fn roundtrip;   /* NULL: identity (the fp32 reference) */
     void *user;
     kv_layer_stats *stats;       /* [n_layer], test caches only */
+    kv_query_fn query;           /* NULL, or called with every query (calibration) */
+    void *query_user;
 } kv_cache;
 
 static void kv_init(kv_cache *c, const model *m, int n_ctx, kv_roundtrip_fn rt, void *user, int n_sink, int n_window) {
@@ -1153,12 +1157,16 @@ static int rt_kvtc(int layer, int is_key, int pos, float *vec, int n_head, int d
  * bits per vector (kvtc_bit_alloc), Gaussian quantizer. Names: kvtc-GROUP-kKBvVB, GROUP `head` (a
  * basis per layer, KV head and K/V: p = head_dim) or `layer` (a basis per layer and K/V over all its
  * KV heads: p = n_kv_head * head_dim); KB and VB the bits per coordinate of a coded key and value
- * (budget round(KB * p) bits per vector); kvtc8x = kvtc-head-k2v2, kvtc16x = kvtc-head-k1v1. Each
+ * (budget round(KB * p) bits per vector; with a further -joint, the same total over all layers,
+ * handed out by one allocation: kvtc_tc_budgets); kvtc8x = kvtc-head-k2v2, kvtc16x = kvtc-head-k1v1. Each
  * stored vector goes through a one-token record (the Gaussian quantizer keeps no per-chunk data, so a
  * token codes the same alone as in a chunk); the bits printed are those of the library's record of a
  * chunk of --ctx tokens with the cache's sink and window tokens in fp16, every byte counted. */
 typedef struct {
     int by_layer;          /* grouping: 0 per head, 1 per layer */
+    int joint;             /* -joint: one allocation over all layers (kvtc_tc_budgets) */
+    int qw;                /* -qw: keys coded in the query metric (kvtc_qw_setup) */
+    float *qa, *qai;       /* -qw: [layer][kv_head][d][d], A and its inverse, row-major */
     double kbits, vbits;   /* bits per coordinate of a coded key / value */
     int n_cal;             /* calibration tokens (-calN; default 2048) */
     int n_grp, p;          /* groups per layer (n_kv_head or 1), their dimension */
@@ -1170,20 +1178,39 @@ typedef struct {
     unsigned char *rec;
 } kvtc_tc_rt;
 
+/* x (group g of `layer`, p floats: p / d heads) = A x per head, A from a (r->qa or r->qai) */
+static void kvtc_qw_apply(const float *a, const kvtc_tc_rt *r, int layer, int g, float *x, int d) {
+    const int hpg = r->p / d, n_kv = r->n_grp * hpg;
+    float y[MAX_HEAD_DIM];
+    int b, i, j;
+    for (b = 0; b < hpg; b++) {
+        const float *A = a + ((size_t)layer * n_kv + (size_t)g * hpg + b) * (size_t)d * d;
+        float *xb = x + (size_t)b * d;
+        for (i = 0; i < d; i++) {
+            double acc = 0.0;
+            for (j = 0; j < d; j++) acc += (double)A[(size_t)i * d + j] * xb[j];
+            y[i] = (float)acc;
+        }
+        memcpy(xb, y, (size_t)d * sizeof(float));
+    }
+}
+
 static int rt_kvtc_tc(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user) {
     kvtc_tc_rt *r = (kvtc_tc_rt *)user;
     int64_t p64 = pos;
     kvtc_status st;
     int g;
-    (void)n_head; (void)d;
+    (void)n_head;
     for (g = 0; g < r->n_grp; g++) {
         const kvtc_tc *tc = r->tc[((size_t)layer * r->n_grp + g) * 2 + (is_key ? 0 : 1)];
         float *x = vec + (size_t)g * r->p;
         if (is_key && kvtc_rope_remove(&r->rope, x, 1, &p64) != KVTC_OK) fail("kvtc_rope_remove");
+        if (is_key && r->qw) kvtc_qw_apply(r->qa, r, layer, g, x, d);
         if ((st = kvtc_tc_encode(tc, x, 1, r->rec, r->rec_bytes, r->scratch, r->scratch_bytes)) != KVTC_OK)
             fail("kvtc_tc_encode: %s", kvtc_status_string(st));
         if ((st = kvtc_tc_decode(tc, r->rec, r->rec_bytes, x, (size_t)r->p, r->scratch, r->scratch_bytes)) != KVTC_OK)
             fail("kvtc_tc_decode: %s", kvtc_status_string(st));
+        if (is_key && r->qw) kvtc_qw_apply(r->qai, r, layer, g, x, d);
         if (is_key && kvtc_rope_apply(&r->rope, x, 1, &p64) != KVTC_OK) fail("kvtc_rope_apply");
     }
     return 1;
@@ -1197,6 +1224,9 @@ typedef struct {
     size_t *n;             /* [layer][2]: samples collected */
     float *x;
     kvtc_rope_params rope; /* a token's n_kv_head heads */
+    int d, grp;            /* head_dim, query heads per KV head */
+    double *qm;            /* [layer][kv_head][d][d]: sum of q q^T (q before RoPE) over the group's query heads, upper triangle */
+    size_t *nq;            /* [layer]: tokens in it */
 } calib_set;
 
 static int rt_calib_collect(int layer, int is_key, int pos, float *vec, int n_head, int d, void *user) {
@@ -1210,6 +1240,20 @@ static int rt_calib_collect(int layer, int is_key, int pos, float *vec, int n_he
     memcpy(dst, vec, cs->row * sizeof(float));
     if (is_key && kvtc_rope_remove(&cs->rope, dst, 1, &p64) != KVTC_OK) fail("kvtc_rope_remove");
     return 0;
+}
+
+static void rt_calib_query(int layer, int pos, const float *q, int n_head, int d, void *user) {
+    calib_set *cs = (calib_set *)user;
+    int h, i, j;
+    (void)pos;
+    if (cs->nq[layer] >= cs->n_max) return;
+    cs->nq[layer]++;
+    for (h = 0; h < n_head; h++) {
+        double *mq = cs->qm + ((size_t)layer * (size_t)(n_head / cs->grp) + (size_t)(h / cs->grp)) * (size_t)d * d;
+        const float *qh = q + (size_t)h * d;
+        for (i = 0; i < d; i++)
+            for (j = i; j < d; j++) mq[(size_t)i * d + j] += (double)qh[i] * qh[j];
+    }
 }
 
 /* ------------------------------------------------------------------ >>forward */
@@ -1405,6 +1449,7 @@ static void forward(const model *m, scratch *s, kv_cache *c, const int *tokens, 
         matmul(s->v, s->xb, &L->wv, T);
         for (t = 0; t < T; t++) {
             const float *cs = s->rope_cs + (size_t)(pos0 + t) * hd;
+            if (c->query) c->query(l, pos0 + t, s->q + (size_t)t * E, m->n_head, hd, c->query_user);
             rope(s->q + (size_t)t * E, m->n_head, hd, cs);
             rope(s->k + (size_t)t * KV, m->n_head_kv, hd, cs);
             kv_store(c, l, pos0 + t, s->k + (size_t)t * KV, s->v + (size_t)t * KV);
@@ -1505,7 +1550,13 @@ static void calib_collect(const model *m, const tokenizer *tk, calib_set *cs, co
     cs->rope.theta = m->rope_theta;
     cs->n = (size_t *)xcalloc((size_t)m->n_layer * 2, sizeof(size_t));
     cs->x = (float *)xmalloc((size_t)m->n_layer * 2 * cs->n_max, cs->row * sizeof(float));
+    cs->d = m->head_dim;
+    cs->grp = m->n_head / m->n_head_kv;
+    cs->qm = (double *)xcalloc((size_t)m->n_layer * (size_t)m->n_head_kv, (size_t)m->head_dim * (size_t)m->head_dim * sizeof(double));
+    cs->nq = (size_t *)xcalloc((size_t)m->n_layer, sizeof(size_t));
     kv_init(&c, m, ctx, rt_calib_collect, cs, 0, 0);
+    c.query = rt_calib_query;
+    c.query_user = cs;
     scratch_init(&s, m, batch, ctx);
     for (start = 0; start < n; start += ctx)
         for (p = 0; p < ctx && start + p < n; p += batch) {
@@ -1520,41 +1571,177 @@ static void calib_collect(const model *m, const tokenizer *tk, calib_set *cs, co
     free(ids.v);
 }
 
+/* Per-vector budgets of r's coders, one K/V kind (kv: 0 keys, 1 values): round(bits * p) each or, with
+ * r->joint, the greedy allocation of all layers' budgets at once over all their components, each
+ * layer's eigenvalues divided by its mean squared norm E|x|^2 (so it minimises the sum of the layers'
+ * relative errors); the per-layer greedy at the budget a layer gets there gives that layer the same
+ * objective (the objective is separable). */
+static void kvtc_tc_budgets(const kvtc_tc_rt *r, int n_layer, int kv, int *budget) {
+    const int n = n_layer * r->n_grp, per = (int)lround((kv ? r->vbits : r->kbits) * r->p);
+    double *lambda;
+    uint8_t *w;
+    void *scr;
+    size_t sb;
+    kvtc_status st;
+    int k, i;
+    for (k = 0; k < n; k++) budget[k] = per;
+    if (!r->joint) return;
+    lambda = (double *)xmalloc((size_t)n * (size_t)r->p, sizeof(double));
+    w = (uint8_t *)xmalloc((size_t)n * (size_t)r->p, 1);
+    for (k = 0; k < n; k++) {
+        const kvtc_tc_calib *c = r->calib[(size_t)k * 2 + (size_t)kv];
+        double msq = c->total_variance;
+        for (i = 0; i < c->dim; i++) msq += (double)c->mean[i] * c->mean[i];
+        for (i = 0; i < r->p; i++) lambda[(size_t)k * r->p + i] = i < c->rank && msq > 0.0 ? c->eigenvalues[i] / msq : 0.0;
+    }
+    if ((st = kvtc_bit_alloc_scratch_bytes(n * r->p, &sb)) != KVTC_OK) fail("kvtc_bit_alloc_scratch_bytes: %s", kvtc_status_string(st));
+    scr = xmalloc(sb, 1);
+    st = kvtc_bit_alloc(lambda, n * r->p, (int64_t)per * n, 8, w, (size_t)n * r->p, scr, sb, NULL);
+    if (st != KVTC_OK) fail("kvtc_bit_alloc: %s", kvtc_status_string(st));
+    for (k = 0; k < n; k++) {
+        budget[k] = 0;
+        for (i = 0; i < r->p; i++) budget[k] += w[(size_t)k * r->p + i];
+        if (budget[k] < 1) budget[k] = 1; /* the library's smallest budget; counted in the record like any other */
+    }
+    free(scr);
+    free(w);
+    free(lambda);
+}
+
+/* -qw: the error of a coded pre-RoPE key e shifts the logit of a query q read at distance delta by
+ * q^T R_delta e (R_delta: RoPE by delta), so its mean square is e^T M e with
+ *   M = mean over the group's queries and over delta in [d0, ctx) of R_delta q q^T R_delta^T,
+ * d0 the window (coded keys are read from that distance on). With A = M^(1/2), coding A k under the
+ * squared error minimises exactly that; A^-1 maps the decoded A k back. Pair i (coordinates 2i,
+ * 2i+1) turns by delta w_i, R_i = c I + s J with J = [[0, -1], [1, 0]], so each 2x2 block of M is
+ *   mean(R_i M_ij R_j^T) = E[c_i c_j] M_ij - E[c_i s_j] M_ij J + E[s_i c_j] J M_ij - E[s_i s_j] J M_ij J,
+ * the four means over delta computed once. Eigenvalues of M below 1e-6 of the largest are raised to
+ * it (directions no query reads; A^-1 stays bounded). */
+static void kvtc_qw_setup(kvtc_tc_rt *r, const calib_set *cs, const model *m, int ctx, int d0) {
+    const int d = m->head_dim, np = d / 2, n_kv = m->n_head_kv;
+    double *e = (double *)xcalloc((size_t)np * np * 4, sizeof(double)); /* [i][j]: E[cc], E[cs], E[sc], E[ss] */
+    double *om = (double *)xmalloc((size_t)np, sizeof(double));
+    double *mm = (double *)xmalloc((size_t)d * d, sizeof(double)), *v = (double *)xmalloc((size_t)d * d, sizeof(double));
+    double w[MAX_HEAD_DIM], c[MAX_HEAD_DIM / 2], sn[MAX_HEAD_DIM / 2];
+    void *scr;
+    size_t sb, k;
+    int i, j, a, b, delta;
+    kvtc_status st;
+    if ((st = kvtc_eig_sym_scratch_bytes(d, &sb)) != KVTC_OK) fail("kvtc_eig_sym_scratch_bytes: %s", kvtc_status_string(st));
+    scr = xmalloc(sb, 1);
+    if (d0 > ctx - 1) d0 = ctx - 1;
+    for (i = 0; i < np; i++) om[i] = pow((double)m->rope_theta, -2.0 * i / (double)d);
+    for (delta = d0; delta < ctx; delta++) {
+        for (i = 0; i < np; i++) c[i] = cos(delta * om[i]), sn[i] = sin(delta * om[i]);
+        for (i = 0; i < np; i++)
+            for (j = 0; j < np; j++) {
+                double *ej = e + ((size_t)i * np + j) * 4;
+                ej[0] += c[i] * c[j], ej[1] += c[i] * sn[j], ej[2] += sn[i] * c[j], ej[3] += sn[i] * sn[j];
+            }
+    }
+    for (k = 0; k < (size_t)np * np * 4; k++) e[k] /= (double)(ctx - d0);
+    r->qa = (float *)xmalloc((size_t)m->n_layer * n_kv, (size_t)d * d * sizeof(float));
+    r->qai = (float *)xmalloc((size_t)m->n_layer * n_kv, (size_t)d * d * sizeof(float));
+    for (k = 0; k < (size_t)m->n_layer * n_kv; k++) {
+        const double *q = cs->qm + k * (size_t)d * d;
+        double wmax;
+        for (i = 0; i < np; i++)
+            for (j = 0; j < np; j++) {
+                const double *ej = e + ((size_t)i * np + j) * 4;
+                /* the 2x2 block (i, j) of the query moment, from its upper triangle */
+                double m00, m01, m10, m11, o[4];
+                a = 2 * i, b = 2 * j;
+                m00 = a <= b ? q[(size_t)a * d + b] : q[(size_t)b * d + a];
+                m01 = a <= b + 1 ? q[(size_t)a * d + b + 1] : q[(size_t)(b + 1) * d + a];
+                m10 = a + 1 <= b ? q[(size_t)(a + 1) * d + b] : q[(size_t)b * d + a + 1];
+                m11 = a + 1 <= b + 1 ? q[(size_t)(a + 1) * d + b + 1] : q[(size_t)(b + 1) * d + a + 1];
+                /* M, M J = [[m01, -m00], [m11, -m10]], J M = [[-m10, -m11], [m00, m01]], J M J = [[-m11, m10], [m01, -m00]] */
+                o[0] = ej[0] * m00 - ej[1] * m01 + ej[2] * -m10 - ej[3] * -m11;
+                o[1] = ej[0] * m01 - ej[1] * -m00 + ej[2] * -m11 - ej[3] * m10;
+                o[2] = ej[0] * m10 - ej[1] * m11 + ej[2] * m00 - ej[3] * m01;
+                o[3] = ej[0] * m11 - ej[1] * -m10 + ej[2] * m01 - ej[3] * -m00;
+                mm[(size_t)a * d + b] = o[0], mm[(size_t)a * d + b + 1] = o[1];
+                mm[(size_t)(a + 1) * d + b] = o[2], mm[(size_t)(a + 1) * d + b + 1] = o[3];
+            }
+        for (i = 0; i < d; i++) /* symmetrise the float sums */
+            for (j = i + 1; j < d; j++) mm[(size_t)i * d + j] = mm[(size_t)j * d + i] = 0.5 * (mm[(size_t)i * d + j] + mm[(size_t)j * d + i]);
+        if ((st = kvtc_eig_sym(mm, d, w, (size_t)d, v, (size_t)d * d, scr, sb)) != KVTC_OK) fail("kvtc_eig_sym: %s", kvtc_status_string(st));
+        wmax = w[0] > 0.0 ? w[0] : 1.0;
+        for (i = 0; i < d; i++) w[i] = w[i] > 1e-6 * wmax ? w[i] : 1e-6 * wmax;
+        for (i = 0; i < d; i++)
+            for (j = 0; j < d; j++) {
+                double sa = 0.0, si = 0.0;
+                for (a = 0; a < d; a++) {
+                    const double vv = v[(size_t)a * d + i] * v[(size_t)a * d + j];
+                    sa += sqrt(w[a]) * vv;
+                    si += vv / sqrt(w[a]);
+                }
+                r->qa[k * (size_t)d * d + (size_t)i * d + j] = (float)sa;
+                r->qai[k * (size_t)d * d + (size_t)i * d + j] = (float)si;
+            }
+    }
+    free(scr);
+    free(v);
+    free(mm);
+    free(om);
+    free(e);
+}
+
 /* Calibrate r's bases from the first n_cal samples of cs, leaving out the positions < sink (they are
  * never coded), and build its coders; kb, vb: bits per coordinate of keys and values in the library's
  * record of a ctx-token chunk with sink and window tokens in fp16, every byte counted. */
 static void kvtc_tc_build(kvtc_tc_rt *r, const calib_set *cs, const model *m, int ctx, int sink, int win, double *kb, double *vb) {
     const size_t n_slots = (size_t)m->n_layer * (size_t)r->n_grp * 2, n_cal = (size_t)r->n_cal < cs->n_max ? (size_t)r->n_cal : cs->n_max;
     float *buf = (float *)xmalloc(n_cal, (size_t)r->p * sizeof(float));
+    int *budget = (int *)xmalloc(n_slots, sizeof(int));
     double bytes[2] = {0.0, 0.0};
     size_t k, i, n = 0, need;
+    int b_min[2] = {1 << 30, 1 << 30}, b_max[2] = {0, 0};
     r->rope.head_dim = m->head_dim;
     r->rope.n_heads = r->p / m->head_dim;
     r->rope.style = KVTC_ROPE_INTERLEAVED;
     r->rope.theta = m->rope_theta;
     r->calib = (kvtc_tc_calib **)xcalloc(n_slots, sizeof(kvtc_tc_calib *));
     r->tc = (kvtc_tc **)xcalloc(n_slots, sizeof(kvtc_tc *));
+    if (r->qw) kvtc_qw_setup(r, cs, m, ctx, win);
     for (k = 0; k < n_slots; k++) {
         const size_t layer = k / 2 / (size_t)r->n_grp, g = k / 2 % (size_t)r->n_grp, kv = k % 2;
         const float *src = cs->x + (layer * 2 + kv) * cs->n_max * cs->row + g * (size_t)r->p;
         kvtc_tc_calib_params cp;
+        kvtc_status st;
+        for (i = n = 0; i < n_cal && i < cs->n[layer * 2 + kv]; i++)
+            if (i % (size_t)ctx >= (size_t)sink) {
+                memcpy(buf + n * (size_t)r->p, src + i * cs->row, (size_t)r->p * sizeof(float));
+                if (kv == 0 && r->qw) kvtc_qw_apply(r->qa, r, (int)layer, (int)g, buf + n * (size_t)r->p, m->head_dim);
+                n++;
+            }
+        memset(&cp, 0, sizeof cp);
+        cp.dim = r->p;
+        if ((st = kvtc_tc_calibrate(&cp, buf, n, &r->calib[k])) != KVTC_OK) fail("kvtc_tc_calibrate: %s", kvtc_status_string(st));
+    }
+    /* budget[k] for slot k = (layer * n_grp + g) * 2 + kv */
+    for (i = 0; i < 2; i++) {
+        int *bk = (int *)xmalloc(n_slots / 2, sizeof(int));
+        kvtc_tc_budgets(r, m->n_layer, (int)i, bk);
+        for (k = 0; k < n_slots / 2; k++) {
+            budget[k * 2 + i] = bk[k];
+            if (bk[k] < b_min[i]) b_min[i] = bk[k];
+            if (bk[k] > b_max[i]) b_max[i] = bk[k];
+        }
+        free(bk);
+    }
+    for (k = 0; k < n_slots; k++) {
         kvtc_tc_params tp;
         kvtc_tc *acc = NULL;
         kvtc_status st;
-        for (i = n = 0; i < n_cal && i < cs->n[layer * 2 + kv]; i++)
-            if (i % (size_t)ctx >= (size_t)sink) memcpy(buf + n++ * (size_t)r->p, src + i * cs->row, (size_t)r->p * sizeof(float));
-        memset(&cp, 0, sizeof cp);
         memset(&tp, 0, sizeof tp);
-        cp.dim = r->p;
-        tp.budget_bits = (int)lround((kv ? r->vbits : r->kbits) * r->p);
-        if (tp.budget_bits < 1) fail("kvtc: a budget of %d bits per vector", tp.budget_bits);
-        if ((st = kvtc_tc_calibrate(&cp, buf, n, &r->calib[k])) != KVTC_OK) fail("kvtc_tc_calibrate: %s", kvtc_status_string(st));
+        tp.budget_bits = budget[k];
         /* the chunk the bits are counted on: ctx tokens, sink and window tokens in fp16 */
         tp.n_sink = sink ? sink : KVTC_TC_NONE;
         tp.n_window = win ? win : KVTC_TC_NONE;
         if ((st = kvtc_tc_create(&tp, r->calib[k], &acc)) != KVTC_OK) fail("kvtc_tc_create: %s", kvtc_status_string(st));
         if ((st = kvtc_tc_chunk_bytes(acc, (size_t)ctx, &need)) != KVTC_OK) fail("kvtc_tc_chunk_bytes: %s", kvtc_status_string(st));
-        bytes[kv] += (double)need;
+        bytes[k % 2] += (double)need;
         kvtc_tc_destroy(acc);
         /* the coder of the test cache: one-token records, no fp16 tokens in them */
         tp.n_sink = KVTC_TC_NONE;
@@ -1569,10 +1756,18 @@ static void kvtc_tc_build(kvtc_tc_rt *r, const calib_set *cs, const model *m, in
     r->rec = (unsigned char *)xmalloc(r->rec_bytes, 1);
     *kb = 8.0 * bytes[0] / ((double)(n_slots / 2) * (double)ctx * r->p);
     *vb = 8.0 * bytes[1] / ((double)(n_slots / 2) * (double)ctx * r->p);
-    printf("kvtc KVTC: %zu bases (%s x K/V, p = %d) from %zu vectors each, budgets %d / %d bits per key / value vector;"
+    printf("kvtc KVTC: %zu bases (%s x K/V, p = %d) from %zu vectors each, budgets %d..%d / %d..%d bits per key / value vector;"
            " keys %.3f, values %.3f bits per coordinate in %d-token chunks, %.2fx vs fp16, all bytes counted\n",
-           n_slots, r->n_grp > 1 ? "layer x KV head" : "layer", r->p, n, (int)lround(r->kbits * r->p),
-           (int)lround(r->vbits * r->p), *kb, *vb, ctx, 32.0 / (*kb + *vb));
+           n_slots, r->n_grp > 1 ? "layer x KV head" : "layer", r->p, n, b_min[0], b_max[0], b_min[1], b_max[1], *kb, *vb, ctx,
+           32.0 / (*kb + *vb));
+    if (r->joint) {
+        printf("  budgets per basis, keys:");
+        for (k = 0; k < n_slots; k += 2) printf(" %d", budget[k]);
+        printf("\n  values:");
+        for (k = 1; k < n_slots; k += 2) printf(" %d", budget[k]);
+        printf("\n");
+    }
+    free(budget);
     free(buf);
 }
 
@@ -1586,6 +1781,8 @@ static void kvtc_tc_free(kvtc_tc_rt *r, int n_layer) {
     free(r->calib);
     free(r->scratch);
     free(r->rec);
+    free(r->qa);
+    free(r->qai);
     free(r);
 }
 
@@ -1670,6 +1867,8 @@ static void eval_test_setup(eval_test *t, const model *m, const char *name, int 
         if (spec && spec[0] == 'k') {
             r->kbits = strtod(spec + 1, &end);
             if (*end == 'v') r->vbits = strtod(end + 1, &end);
+            if (strncmp(end, "-joint", 6) == 0) r->joint = 1, end += 6;
+            if (strcmp(end, "-qw") == 0) r->qw = 1, end += 3;
             if (*end || !(r->kbits > 0.0 && r->kbits <= 16.0 && r->vbits > 0.0 && r->vbits <= 16.0)) spec = NULL;
         } else {
             spec = NULL;
@@ -1786,6 +1985,8 @@ static void run_eval(const model *m, const tokenizer *tk, const char *path, int 
             }
         free(cs.x);
         free(cs.n);
+        free(cs.qm);
+        free(cs.nq);
     }
     for (i = 0; i < n_test; i++) {
         kv_init(&tests[i].c, m, ctx, tests[i].rt, tests[i].user, tests[i].sink, tests[i].win);
