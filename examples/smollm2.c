@@ -1158,10 +1158,11 @@ static int rt_kvtc(int layer, int is_key, int pos, float *vec, int n_head, int d
  * basis per layer, KV head and K/V: p = head_dim) or `layer` (a basis per layer and K/V over all its
  * KV heads: p = n_kv_head * head_dim); KB and VB the bits per coordinate of a coded key and value
  * (budget round(KB * p) bits per vector; with a further -joint, the same total over all layers,
- * handed out by one allocation: kvtc_tc_budgets); kvtc8x = kvtc-head-k2v2, kvtc16x = kvtc-head-k1v1. Each
- * stored vector goes through a one-token record (the Gaussian quantizer keeps no per-chunk data, so a
- * token codes the same alone as in a chunk); the bits printed are those of the library's record of a
- * chunk of --ctx tokens with the cache's sink and window tokens in fp16, every byte counted. */
+ * handed out by one allocation: kvtc_tc_budgets; with -qw, keys coded in the query metric:
+ * kvtc_qw_setup); kvtc8x = kvtc-head-k2v2, kvtc16x = kvtc-head-k1v1. Each stored vector goes
+ * through a one-token record (the Gaussian quantizer keeps no per-chunk data, so a token codes the
+ * same alone as in a chunk); the bits printed are those of the library's record of a chunk of --ctx
+ * tokens with the cache's sink and window tokens in fp16, every byte counted. */
 typedef struct {
     int by_layer;          /* grouping: 0 per head, 1 per layer */
     int joint;             /* -joint: one allocation over all layers (kvtc_tc_budgets) */
@@ -1611,7 +1612,8 @@ static void kvtc_tc_budgets(const kvtc_tc_rt *r, int n_layer, int kv, int *budge
 /* -qw: the error of a coded pre-RoPE key e shifts the logit of a query q read at distance delta by
  * q^T R_delta e (R_delta: RoPE by delta), so its mean square is e^T M e with
  *   M = mean over the group's queries and over delta in [d0, ctx) of R_delta q q^T R_delta^T,
- * d0 the window (coded keys are read from that distance on). With A = M^(1/2), coding A k under the
+ * d0 the window (coded keys are read from that distance on); the queries are those of every token of
+ * the run's calibration forward (the largest -calN of the run). With A = M^(1/2), coding A k under the
  * squared error minimises exactly that; A^-1 maps the decoded A k back. Pair i (coordinates 2i,
  * 2i+1) turns by delta w_i, R_i = c I + s J with J = [[0, -1], [1, 0]], so each 2x2 block of M is
  *   mean(R_i M_ij R_j^T) = E[c_i c_j] M_ij - E[c_i s_j] M_ij J + E[s_i c_j] J M_ij - E[s_i s_j] J M_ij J,
@@ -1663,7 +1665,7 @@ static void kvtc_qw_setup(kvtc_tc_rt *r, const calib_set *cs, const model *m, in
                 mm[(size_t)a * d + b] = o[0], mm[(size_t)a * d + b + 1] = o[1];
                 mm[(size_t)(a + 1) * d + b] = o[2], mm[(size_t)(a + 1) * d + b + 1] = o[3];
             }
-        for (i = 0; i < d; i++) /* symmetrise the float sums */
+        for (i = 0; i < d; i++) /* symmetrise against rounding */
             for (j = i + 1; j < d; j++) mm[(size_t)i * d + j] = mm[(size_t)j * d + i] = 0.5 * (mm[(size_t)i * d + j] + mm[(size_t)j * d + i]);
         if ((st = kvtc_eig_sym(mm, d, w, (size_t)d, v, (size_t)d * d, scr, sb)) != KVTC_OK) fail("kvtc_eig_sym: %s", kvtc_status_string(st));
         wmax = w[0] > 0.0 ? w[0] : 1.0;
