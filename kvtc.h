@@ -372,13 +372,26 @@ KVTC_DEF kvtc_status kvtc_cache_read(const kvtc_codec *c, const kvtc_cache_param
  * softmax in double, values accumulated in the rotated domain and rotated
  * back once (AFFINE values are accumulated as decoded). Token t of sequence
  * b lives in block block_table[b*max_blocks_per_seq + t/block_size] at
- * offset t % block_size. A sequence of context length 0 outputs zeros. */
+ * offset t % block_size. A sequence with no tokens outputs zeros.
+ *
+ * Exact tokens: a sequence may also have uncompressed tokens (the attention
+ * sinks, a recent window) that are read in the same softmax as its
+ * compressed ones. Their keys and values are fp16 bit patterns,
+ * exact_k / exact_v [n_seqs][n_kv_heads][max_exact][head_dim], keys as the
+ * model stores them (after RoPE, not rotated); sequence b has exact_lens[b]
+ * of them (0..max_exact). Softmax does not depend on order, so a ring
+ * buffer of the last tokens serves as the window. A token whose key or value
+ * holds a NaN or Inf is left out, as if masked. The pointers are host memory
+ * for kvtc_attn_decode and device memory for kvtc_cuda_attn_decode. */
 typedef struct kvtc_attn_params {
     kvtc_cache_params cache; /* shared by the K and V caches */
     int n_seqs;
     int n_q_heads;           /* a multiple of cache.n_kv_heads */
     int max_blocks_per_seq;  /* row length of block_table */
     float scale;             /* softmax scale; 0 = 1/sqrt(head_dim) */
+    int max_exact;           /* exact tokens per sequence at most; 0 = none (the three pointers are ignored) */
+    const uint16_t *exact_k, *exact_v;
+    const int32_t *exact_lens;
 } kvtc_attn_params;
 
 /* q: [n_seqs][n_q_heads][head_dim]; out: the same shape. */
@@ -2010,26 +2023,34 @@ KVTC_DEF kvtc_status kvtc_attn_decode(const kvtc_codec *kc, const kvtc_codec *vc
     kvtc_layout kl, vl;
     size_t k_page, v_page, k_total, v_total, need, d;
     kvtc__qstate qs;
-    double acc[KVTC_MAX_HEAD_DIM];
+    double acc[KVTC_MAX_HEAD_DIM], accx[KVTC_MAX_HEAD_DIM]; /* compressed values (rotated), exact values */
     float vrow[KVTC_MAX_HEAD_DIM];
     kvtc_status st;
     int b, h, gqa, j, vrot;
+    size_t nx, x_seq, x_total;
     double scale;
     if (!kc || !vc || !p) return KVTC_ERR_NULL;
     d = (size_t)kc->params.head_dim;
     if (vc->params.head_dim != kc->params.head_dim) return KVTC_ERR_DIM;
-    if (p->n_seqs < 0 || p->n_q_heads < 1 || p->max_blocks_per_seq < 0 || p->n_q_heads % p->cache.n_kv_heads != 0)
+    if (p->n_seqs < 0 || p->n_q_heads < 1 || p->max_blocks_per_seq < 0 || p->max_exact < 0 ||
+        p->n_q_heads % p->cache.n_kv_heads != 0)
         return KVTC_ERR_ARG;
     if ((st = kvtc_cache_bytes(kc, &p->cache, &k_page, &k_total)) != KVTC_OK) return st;
     if ((st = kvtc_cache_bytes(vc, &p->cache, &v_page, &v_total)) != KVTC_OK) return st;
     if (!kvtc__mul_size((size_t)p->n_seqs, (size_t)p->n_q_heads, &need) || !kvtc__mul_size(need, d, &need))
         return KVTC_ERR_OVERFLOW;
+    nx = (size_t)p->max_exact; /* x_seq: exact-token elements per sequence */
+    if (!kvtc__mul_size((size_t)p->cache.n_kv_heads, nx, &x_seq) || !kvtc__mul_size(x_seq, d, &x_seq) ||
+        !kvtc__mul_size(x_seq, (size_t)p->n_seqs, &x_total))
+        return KVTC_ERR_OVERFLOW;
     if (p->n_seqs == 0) return KVTC_OK;
     if (!q || !k_cache || !v_cache || !block_table || !context_lens || !out) return KVTC_ERR_NULL;
+    if (nx && (!p->exact_k || !p->exact_v || !p->exact_lens)) return KVTC_ERR_NULL;
     if (k_cache_bytes < k_total || v_cache_bytes < v_total || out_count < need) return KVTC_ERR_SMALL;
     for (b = 0; b < p->n_seqs; ++b) {
         int32_t len = context_lens[b], nb, i;
         if (len < 0 || (int64_t)len > (int64_t)p->max_blocks_per_seq * p->cache.block_size) return KVTC_ERR_ARG;
+        if (nx && (p->exact_lens[b] < 0 || p->exact_lens[b] > p->max_exact)) return KVTC_ERR_ARG;
         nb = (int32_t)(((int64_t)len + p->cache.block_size - 1) / p->cache.block_size);
         for (i = 0; i < nb; ++i) {
             int32_t blk = block_table[(size_t)b * (size_t)p->max_blocks_per_seq + (size_t)i];
@@ -2042,34 +2063,54 @@ KVTC_DEF kvtc_status kvtc_attn_decode(const kvtc_codec *kc, const kvtc_codec *vc
     gqa = p->n_q_heads / p->cache.n_kv_heads;
     vrot = vc->params.method != KVTC_METHOD_AFFINE;
     for (b = 0; b < p->n_seqs; ++b) {
-        int32_t len = context_lens[b], t;
+        int32_t len = context_lens[b], n_exact = nx ? p->exact_lens[b] : 0, t;
         for (h = 0; h < p->n_q_heads; ++h) {
             const float *qh = q + ((size_t)b * (size_t)p->n_q_heads + (size_t)h) * d;
             float *oh = out + ((size_t)b * (size_t)p->n_q_heads + (size_t)h) * d;
             size_t kvh = (size_t)(h / gqa);
+            const uint16_t *xk = nx ? p->exact_k + (size_t)b * x_seq + kvh * nx * d : NULL;
+            const uint16_t *xv = nx ? p->exact_v + (size_t)b * x_seq + kvh * nx * d : NULL;
             double m = -HUGE_VAL, l = 0.0;
-            for (j = 0; j < (int)d; ++j) acc[j] = 0.0;
+            for (j = 0; j < (int)d; ++j) acc[j] = accx[j] = 0.0;
             kvtc__query_prepare(kc, qh, &qs);
-            /* online softmax (Milakov & Gimelshein 2018) */
-            for (t = 0; t < len; ++t) {
-                size_t blk = (size_t)block_table[(size_t)b * (size_t)p->max_blocks_per_seq + (size_t)(t / p->cache.block_size)];
-                size_t off = (size_t)(t % p->cache.block_size), page = blk * (size_t)p->cache.n_kv_heads + kvh;
-                kvtc__slot ks = kvtc__slot_at(kc, &kl, (const uint8_t *)k_cache + page * k_page, off);
-                kvtc__slot vs = kvtc__slot_at(vc, &vl, (const uint8_t *)v_cache + page * v_page, off);
-                double s = scale * kvtc__score_one(kc, &qs, qh, ks), corr, w;
+            /* online softmax (Milakov & Gimelshein 2018) over the compressed tokens, then the exact ones */
+            for (t = 0; t < len + n_exact; ++t) {
+                double s = 0.0, w;
+                if (t < len) {
+                    size_t blk = (size_t)block_table[(size_t)b * (size_t)p->max_blocks_per_seq + (size_t)(t / p->cache.block_size)];
+                    size_t off = (size_t)(t % p->cache.block_size), page = blk * (size_t)p->cache.n_kv_heads + kvh;
+                    kvtc__slot ks = kvtc__slot_at(kc, &kl, (const uint8_t *)k_cache + page * k_page, off);
+                    kvtc__slot vs = kvtc__slot_at(vc, &vl, (const uint8_t *)v_cache + page * v_page, off);
+                    s = scale * kvtc__score_one(kc, &qs, qh, ks);
+                    kvtc__decode_one(vc, vs, vrow, vrot);
+                } else {
+                    const uint16_t *kr = xk + (size_t)(t - len) * d, *vr = xv + (size_t)(t - len) * d;
+                    int finite = 1;
+                    for (j = 0; j < (int)d; ++j) {
+                        vrow[j] = kvtc_f16_to_f32(vr[j]);
+                        s += (double)qh[j] * kvtc_f16_to_f32(kr[j]);
+                        finite &= isfinite(vrow[j]) && isfinite(kvtc_f16_to_f32(kr[j]));
+                    }
+                    if (!finite) continue; /* masked */
+                    s *= scale;
+                }
                 if (s > m) {
-                    corr = exp(m - s);
-                    for (j = 0; j < (int)d; ++j) acc[j] *= corr;
+                    double corr = exp(m - s);
+                    for (j = 0; j < (int)d; ++j) acc[j] *= corr, accx[j] *= corr;
                     l *= corr;
                     m = s;
                 }
                 w = exp(s - m);
                 l += w;
-                kvtc__decode_one(vc, vs, vrow, vrot);
-                for (j = 0; j < (int)d; ++j) acc[j] += w * vrow[j];
+                if (t < len)
+                    for (j = 0; j < (int)d; ++j) acc[j] += w * vrow[j];
+                else
+                    for (j = 0; j < (int)d; ++j) accx[j] += w * vrow[j];
             }
-            for (j = 0; j < (int)d; ++j) oh[j] = len > 0 ? (float)(acc[j] / l) : 0.0f;
-            if (vrot && len > 0) kvtc__rotate_one(&vc->rot, oh, oh, 1);
+            for (j = 0; j < (int)d; ++j) oh[j] = l > 0.0 ? (float)(acc[j] / l) : 0.0f;
+            if (vrot && l > 0.0) kvtc__rotate_one(&vc->rot, oh, oh, 1);
+            if (n_exact && l > 0.0)
+                for (j = 0; j < (int)d; ++j) oh[j] = (float)((double)oh[j] + accx[j] / l);
         }
     }
     return KVTC_OK;

@@ -97,8 +97,12 @@ KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in
  * rotated domain and rotated back once. The context is split over
  * n_split blocks per (sequence, KV head) when that fills the GPU better; the
  * partials are merged by their log-sum-exp in a second kernel on the same
- * stream. No host synchronisation, no host reads of device data: the launch
- * can be captured in a CUDA graph.
+ * stream. Exact tokens (p->attn.max_exact > 0: fp16 sinks and a recent
+ * window, see kvtc_attn_params; device pointers here, 4-byte aligned, even
+ * head_dim) are scored by a third small kernel in fp32, 32 tokens per block,
+ * and enter that merge as more partials, so they share the softmax of the
+ * compressed tokens. No host synchronisation, no
+ * host reads of device data: the launch can be captured in a CUDA graph.
  * Two kernels. SCALAR computes in fp32 on the CUDA cores. TENSOR runs both
  * products on tensor cores (mma m16n8k16, fp32 accumulation): the query
  * group is the n = 8 side, 16 tokens of keys the m side; codes become fp16
@@ -137,7 +141,8 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_tensor_supported(const kvtc_cuda_codec *kc, 
 /* The split count the launcher will use (a pure function of the codecs and *p). */
 KVTC_DEF kvtc_status kvtc_cuda_attn_splits(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
                                            const kvtc_cuda_attn_params *p, int *n_split);
-/* Device workspace bytes for the split-K partials (0 when n_split is 1). */
+/* Device workspace bytes for the partials: one per split, and one for the exact tokens when max_exact > 0
+ * (0 when there is only one part). */
 KVTC_DEF kvtc_status kvtc_cuda_attn_workspace_bytes(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
                                                     const kvtc_cuda_attn_params *p, size_t *bytes);
 /* d_lse (may be NULL) receives the natural-log sum-exp of the scores per
@@ -1411,8 +1416,10 @@ struct kvtc__attn_args {
     const unsigned char *kcache, *vcache;
     const int *block_table, *context_lens;
     void *out;
-    float *lse, *ws_o, *ws_lse; /* ws_*: split partials [seq][q head][split]([d]) */
-    int n_q_heads, n_kv, gqa, block_size, max_blocks, n_blocks, n_split, blocks_per_split;
+    float *lse, *ws_o, *ws_lse; /* ws_*: partials [seq][q head][part]([d]): n_split splits, then the exact tokens' */
+    const unsigned short *xk, *xv; /* exact tokens (fp16) [seq][kv head][max_exact][d], and their counts */
+    const int *x_lens;
+    int n_q_heads, n_kv, gqa, block_size, max_blocks, n_blocks, n_split, blocks_per_split, max_exact, n_part;
     int q_dtype, out_dtype, rotated_output;
     float scale_log2; /* softmax scale * log2(e): scores live in log2 units */
     /* tensor-core kernel: byte offsets of its shared-memory regions (see kvtc__attn_tc_layout) */
@@ -1477,7 +1484,7 @@ static __device__ void kvtc__attn_finish(const kvtc__attn_args &a, const float *
         }
         __syncwarp();
         const long long qh = (long long)b * a.n_q_heads + (long long)h * G + g;
-        if (a.n_split == 1) {
+        if (a.n_part == 1) {
             const float lse = L > 0.0f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
             char *obase = (char *)a.out + qh * d * (a.out_dtype == KVTC_DTYPE_F32 ? 4 : 2);
             if (a.v.method == KVTC_METHOD_AFFINE || a.rotated_output) {
@@ -1494,9 +1501,9 @@ static __device__ void kvtc__attn_finish(const kvtc__attn_args &a, const float *
             }
             if (a.lse && lane == 0) a.lse[qh] = lse;
         } else {
-            float *o = a.ws_o + (qh * a.n_split + split) * D;
+            float *o = a.ws_o + (qh * a.n_part + split) * D;
             for (int i = lane; i < D; i += 32) o[i] = row[i];
-            if (lane == 0) a.ws_lse[qh * a.n_split + split] = L > 0.0f ? M + log2f(L) : -INFINITY;
+            if (lane == 0) a.ws_lse[qh * a.n_part + split] = L > 0.0f ? M + log2f(L) : -INFINITY;
         }
         __syncwarp();
     }
@@ -1702,22 +1709,94 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
     kvtc__attn_finish<EPL>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
 }
 
-/* kvtc__k_attn_merge<EPL>: split-K partials -> output. grid (n_q_heads, n_seqs), block 32. */
+/* kvtc__k_attn_exact<EPL>: the partials of a sequence's exact (fp16) tokens, KVTC__EXACT_CHUNK tokens
+ * per block, stored as parts n_split + chunk for kvtc__k_attn_merge. grid (n_kv_heads, n_seqs,
+ * ceil(max_exact / CHUNK)), block 32 * gqa, dynamic smem kvtc__attn_exact_smem. The block stages the
+ * chunk's keys and values in shared memory (rows of d/2 + 1 words: an odd stride, so lane = token reads
+ * its key row without bank conflicts); warp g serves query head h * gqa + g: lane t scores token t in
+ * fp32 (log2 units), then lane = output dims accumulates the values. The output is accumulated in the
+ * plain domain and rotated forward into the value codec's domain, where the compressed parts live. A
+ * token with a non-finite key or value element is skipped (kvtc.h does the same). Counts outside
+ * 0..max_exact are clamped (the host cannot check device data). */
+#define KVTC__EXACT_CHUNK 32
+template <int EPL>
+__global__ void __launch_bounds__(32 * KVTC__ATTN_GMAX) kvtc__k_attn_exact(const kvtc__attn_args a) {
+    extern __shared__ unsigned kvtc__smem_x[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, h = blockIdx.x, b = blockIdx.y, chunk = blockIdx.z;
+    const int d = a.v.d, D = EPL * 32, RW = d / 2 + 1; /* RW: words per staged row */
+    unsigned *s_k = kvtc__smem_x, *s_v = s_k + KVTC__EXACT_CHUNK * RW;
+    float *s_q = (float *)(s_v + KVTC__EXACT_CHUNK * RW) + warp * D; /* this warp's query, later its rotation scratch */
+    unsigned *s_ok = (unsigned *)(s_q - warp * D + a.gqa * D);       /* [CHUNK] token has finite K and V */
+    const long long qh = (long long)b * a.n_q_heads + (long long)h * a.gqa + warp;
+    const int n = min(max(a.x_lens[b], 0), a.max_exact), t0 = chunk * KVTC__EXACT_CHUNK;
+    const int nc = min(max(n - t0, 0), KVTC__EXACT_CHUNK); /* tokens of this chunk */
+    const unsigned short *xk = a.xk + (((long long)b * a.n_kv + h) * a.max_exact + t0) * d;
+    const unsigned short *xv = a.xv + (((long long)b * a.n_kv + h) * a.max_exact + t0) * d;
+    for (int i = threadIdx.x; i < KVTC__EXACT_CHUNK; i += blockDim.x) s_ok[i] = 1u;
+    for (int i = lane; i < D; i += 32) s_q[i] = i < d ? kvtc__load(a.q, qh * d + i, a.q_dtype) * a.scale_log2 : 0.0f;
+    __syncthreads();
+    /* stage: 32-bit words (d is even), each checked for NaN/Inf halves */
+    for (int i = threadIdx.x; i < nc * (d / 2); i += blockDim.x) {
+        const int t = i / (d / 2), w = i % (d / 2);
+        const unsigned kw = ((const unsigned *)xk)[i], vw = ((const unsigned *)xv)[i]; /* rows are contiguous */
+        s_k[t * RW + w] = kw, s_v[t * RW + w] = vw;
+        /* an fp16 half is NaN or Inf when its exponent bits are all ones */
+        const unsigned bad = ((kw & 0x7c00u) == 0x7c00u) | ((kw & 0x7c000000u) == 0x7c000000u) |
+                             ((vw & 0x7c00u) == 0x7c00u) | ((vw & 0x7c000000u) == 0x7c000000u);
+        if (bad) atomicAnd(&s_ok[t], 0u);
+    }
+    __syncthreads();
+    float s = -INFINITY;
+    if (lane < nc && s_ok[lane]) {
+        const unsigned *kr = s_k + lane * RW;
+        float acc0 = 0.0f, acc1 = 0.0f;
+        for (int w = 0; w < d / 2; ++w) {
+            const float2 kf = __half22float2(*(const __half2 *)&kr[w]);
+            acc0 = fmaf(s_q[2 * w], kf.x, acc0);
+            acc1 = fmaf(s_q[2 * w + 1], kf.y, acc1);
+        }
+        s = acc0 + acc1;
+    }
+    const float M = kvtc__warp_max(s);
+    const float wgt = s == -INFINITY ? 0.0f : exp2f(s - M);
+    const float L = kvtc__warp_sumf(wgt);
+    float x[EPL];
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) x[p] = 0.0f;
+    for (int t = 0; t < nc; ++t) {
+        const float wt = __shfl_sync(KVTC__FULL, wgt, t);
+        const unsigned short *vr = (const unsigned short *)(s_v + t * RW);
+#pragma unroll
+        for (int p = 0; p < EPL; ++p)
+            if (p * 32 + lane < d) x[p] = fmaf(wt, __half2float(*(const __half *)&vr[p * 32 + lane]), x[p]);
+    }
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) x[p] = L > 0.0f ? x[p] / L : 0.0f;
+    __syncwarp();
+    if (a.v.method != KVTC_METHOD_AFFINE) kvtc__rotate<EPL>(a.v, x, s_q, lane, false);
+    const int part = a.n_split + chunk;
+    float *o = a.ws_o + (qh * a.n_part + part) * D;
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) o[p * 32 + lane] = p * 32 + lane < d ? x[p] : 0.0f;
+    if (lane == 0) a.ws_lse[qh * a.n_part + part] = L > 0.0f ? M + log2f(L) : -INFINITY;
+}
+
+/* kvtc__k_attn_merge<EPL>: the n_part partials -> output. grid (n_q_heads, n_seqs), block 32. */
 template <int EPL>
 __global__ void __launch_bounds__(32) kvtc__k_attn_merge(const kvtc__attn_args a) {
     __shared__ float s_row[EPL * 32];
     const int lane = threadIdx.x, d = a.v.d, D = EPL * 32;
     const long long qh = (long long)blockIdx.y * a.n_q_heads + blockIdx.x;
-    const float *lse = a.ws_lse + qh * a.n_split;
+    const float *lse = a.ws_lse + qh * a.n_part;
     float M = -INFINITY, L = 0.0f;
-    for (int s = 0; s < a.n_split; ++s) M = fmaxf(M, lse[s]);
-    for (int s = 0; s < a.n_split; ++s) L += lse[s] == -INFINITY ? 0.0f : exp2f(lse[s] - M);
+    for (int s = 0; s < a.n_part; ++s) M = fmaxf(M, lse[s]);
+    for (int s = 0; s < a.n_part; ++s) L += lse[s] == -INFINITY ? 0.0f : exp2f(lse[s] - M);
     float x[EPL];
 #pragma unroll
     for (int p = 0; p < EPL; ++p) {
         float o = 0.0f;
-        for (int s = 0; s < a.n_split; ++s)
-            if (lse[s] != -INFINITY) o += exp2f(lse[s] - M) * a.ws_o[(qh * a.n_split + s) * D + p * 32 + lane];
+        for (int s = 0; s < a.n_part; ++s)
+            if (lse[s] != -INFINITY) o += exp2f(lse[s] - M) * a.ws_o[(qh * a.n_part + s) * D + p * 32 + lane];
         x[p] = L > 0.0f ? o / L : 0.0f;
     }
     if (a.v.method != KVTC_METHOD_AFFINE && !a.rotated_output) kvtc__rotate<EPL>(a.v, x, s_row, lane, true);
@@ -2131,6 +2210,12 @@ static size_t kvtc__attn_smem(int epl, const kvtc_codec *k, const kvtc_codec *v)
                             (stage > accs ? stage : accs));
 }
 
+/* Dynamic shared memory of kvtc__k_attn_exact: staged keys and values, the queries, the token flags. */
+static size_t kvtc__attn_exact_smem(int d, int gqa) {
+    return sizeof(unsigned) * (2u * KVTC__EXACT_CHUNK * (unsigned)(d / 2 + 1) + (unsigned)gqa * (unsigned)kvtc__attn_epl(d) * 32u +
+                               KVTC__EXACT_CHUNK);
+}
+
 KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc, int gqa) {
     const kvtc_codec_params *k, *v;
     if (!kc || !vc) return KVTC_ERR_NULL;
@@ -2241,6 +2326,8 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_workspace_bytes(const kvtc_cuda_codec *kc, c
     if ((st = kvtc_cuda_attn_splits(kc, vc, p, &ns)) != KVTC_OK) return st;
     epl = kvtc__attn_epl(kc->meta.params.head_dim);
     if (!epl) return KVTC_ERR_UNSUPPORTED;
+    if (p->attn.max_exact < 0) return KVTC_ERR_ARG;
+    ns += (p->attn.max_exact + KVTC__EXACT_CHUNK - 1) / KVTC__EXACT_CHUNK; /* the exact tokens' partials */
     *bytes = ns == 1 ? 0 : (size_t)p->attn.n_seqs * (size_t)p->attn.n_q_heads * (size_t)ns * ((size_t)epl * 32 + 1) * sizeof(float);
     return KVTC_OK;
 }
@@ -2276,6 +2363,10 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     if (ap->n_seqs == 0) return KVTC_OK;
     if (!d_q || !d_k_cache || !d_v_cache || !d_block_table || !d_context_lens || !d_out || (ws && !d_workspace))
         return KVTC_ERR_NULL;
+    if (ap->max_exact > 0) { /* the exact tokens are read as 32-bit words */
+        if (!ap->exact_k || !ap->exact_v || !ap->exact_lens) return KVTC_ERR_NULL;
+        if (kc->meta.params.head_dim % 2 || (((size_t)ap->exact_k | (size_t)ap->exact_v) & 3)) return KVTC_ERR_UNSUPPORTED;
+    }
     memset(&a, 0, sizeof(a));
     if ((st = kvtc__dc_of(kc, ap->cache.block_size, &a.k)) != KVTC_OK) return st;
     if ((st = kvtc__dc_of(vc, ap->cache.block_size, &a.v)) != KVTC_OK) return st;
@@ -2294,6 +2385,9 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     a.max_blocks = ap->max_blocks_per_seq;
     a.n_blocks = ap->cache.n_blocks;
     a.n_split = ns;
+    a.n_part = ns + (ap->max_exact + KVTC__EXACT_CHUNK - 1) / KVTC__EXACT_CHUNK;
+    a.max_exact = ap->max_exact;
+    a.xk = ap->exact_k, a.xv = ap->exact_v, a.x_lens = ap->exact_lens;
     a.blocks_per_split = (ap->max_blocks_per_seq + ns - 1) / ns;
     if (a.blocks_per_split < 1) a.blocks_per_split = 1;
     if ((long long)ns * a.blocks_per_split * ap->cache.block_size >= 0x7fffffffLL) return KVTC_ERR_UNSUPPORTED; /* int tokens */
@@ -2301,9 +2395,9 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     a.out_dtype = p->out_dtype == KVTC_DTYPE_DEFAULT ? KVTC_DTYPE_F16 : p->out_dtype;
     a.rotated_output = p->rotated_output;
     a.scale_log2 = (ap->scale != 0.0f ? ap->scale : (float)(1.0 / sqrt((double)kc->meta.params.head_dim))) * KVTC__LOG2E;
-    if (ns > 1) {
+    if (a.n_part > 1) {
         a.ws_o = (float *)d_workspace;
-        a.ws_lse = a.ws_o + (size_t)ap->n_seqs * ap->n_q_heads * ns * (size_t)epl * 32;
+        a.ws_lse = a.ws_o + (size_t)ap->n_seqs * ap->n_q_heads * a.n_part * (size_t)epl * 32;
     }
     {
         dim3 grid((unsigned)ap->cache.n_kv_heads, (unsigned)ap->n_seqs, (unsigned)ns);
@@ -2342,7 +2436,21 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
 #undef KVTC__ATTN_GENERIC
 #undef KVTC__ATTN_LAUNCH
         if (!launched) return KVTC_ERR_UNSUPPORTED;
-        if (ns > 1) {
+        if (a.max_exact > 0) {
+            const size_t xs = kvtc__attn_exact_smem(kc->meta.params.head_dim, a.gqa);
+            const dim3 xgrid((unsigned)a.n_kv, (unsigned)ap->n_seqs, (unsigned)(a.n_part - ns));
+            switch (epl) {
+#define KVTC__EXACT_CASE(e)                                                                                            \
+    case e:                                                                                                            \
+        KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn_exact<e>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)xs)); \
+        kvtc__k_attn_exact<e><<<xgrid, 32 * a.gqa, xs, stream>>>(a);                                                    \
+        break;
+                KVTC__ATTN_EPL_LIST(KVTC__EXACT_CASE)
+#undef KVTC__EXACT_CASE
+            }
+            KVTC_CUDA_CHECK(cudaGetLastError());
+        }
+        if (a.n_part > 1) {
             switch (epl) {
 #define KVTC__MERGE_CASE(e)                                                                                            \
     case e:                                                                                                            \

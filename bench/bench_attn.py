@@ -16,10 +16,10 @@ DEFAULT, SCALAR, TENSOR = 0, 1, 2
 INNER, REPS = 20, 30
 
 
-def kvtc_us(b, hq, hkv, d, ctx, km, kb, vm, vb, kernel, n_split=0):
+def kvtc_us(b, hq, hkv, d, ctx, km, kb, vm, vb, kernel, n_split=0, n_exact=0):
     us, p10, p90, by = (ctypes.c_double() for _ in range(4))
     splits, tensor = ctypes.c_int(), ctypes.c_int()
-    rc = lib.kvtc_bench_attn(b, hq, hkv, d, ctx, km, kb, vm, vb, kernel, n_split, REPS, ctypes.byref(us), ctypes.byref(p10),
+    rc = lib.kvtc_bench_attn(b, hq, hkv, d, ctx, km, kb, vm, vb, kernel, n_split, n_exact, REPS, ctypes.byref(us), ctypes.byref(p10),
                              ctypes.byref(p90), ctypes.byref(by), ctypes.byref(splits), ctypes.byref(tensor))
     if rc:
         raise RuntimeError(f"kvtc_bench_attn failed ({rc})")
@@ -90,6 +90,17 @@ def main():
             print(f"| {hq}/{hkv} | {d} | {b} | {ctx} | {name} | {us:.1f} ({p10:.1f}-{p90:.1f}) | "
                   f"{'tensor' if tensor else 'scalar'} | {ns} | {by / us / 1e3:.0f} | {sc:.1f} | {base[0]:.1f} | "
                   f"{base[3] / base[0] / 1e3:.0f} | {base[0] / us:.2f}x |", flush=True)
+    # sinks and a recent window in fp16 beside the compressed tokens: the same context, 4 + 128 of it exact
+    print("\n| q/kv heads | d | batch | context | K/V | exact fp16 tokens | kvtc us (p10-p90) | without exact tokens us "
+          "| SDPA fp16 us | speed-up vs SDPA |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for b, ctx in ((8, 32768), (1, 4096)) if quick else ((1, 4096), (8, 32768), (32, 32768)):
+        base = sdpa_us(b, 32, 8, 128, ctx)
+        for name, km, kb, vm, vb in configs[:2]:
+            plain = kvtc_us(b, 32, 8, 128, ctx, km, kb, vm, vb, DEFAULT)[0]
+            us, p10, p90 = kvtc_us(b, 32, 8, 128, ctx - 132, km, kb, vm, vb, DEFAULT, 0, 132)[:3]
+            print(f"| 32/8 | 128 | {b} | {ctx} | {name} | 132 | {us:.1f} ({p10:.1f}-{p90:.1f}) | {plain:.1f} | "
+                  f"{base[0]:.1f} | {base[0] / us:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -54,10 +54,11 @@ static void *cache_of(const dev_codec &c, const kvtc_cache_params &cp, size_t *t
     return p;
 }
 
-/* Returns 0 on success; times in microseconds; bytes = compressed K+V bytes the context occupies. */
+/* Returns 0 on success; times in microseconds; bytes = compressed K+V bytes the context occupies, plus the
+ * exact tokens' fp16 bytes. ctx compressed tokens per sequence, and n_exact exact fp16 tokens (values 0.1). */
 extern "C" int kvtc_bench_attn(int batch, int n_q, int n_kv, int d, int ctx, int kmethod, int kbits, int vmethod,
-                               int vbits, int kernel, int n_split, int reps, double *us, double *p10, double *p90, double *bytes,
-                               int *splits, int *used_tensor) {
+                               int vbits, int kernel, int n_split, int n_exact, int reps, double *us, double *p10, double *p90,
+                               double *bytes, int *splits, int *used_tensor) {
     dev_codec kc, vc;
     if (!make(kc, (kvtc_method)kmethod, d, kbits, 1) || !make(vc, (kvtc_method)vmethod, d, vbits, 2)) return 1;
     const int bs = 16, max_blocks = (ctx + bs - 1) / bs;
@@ -76,6 +77,17 @@ extern "C" int kvtc_bench_attn(int batch, int n_q, int n_kv, int d, int ctx, int
     p.n_sms = prop.multiProcessorCount;
     p.kernel = (kvtc_cuda_attn_kernel)kernel;
     p.n_split = n_split; /* 0: the library's choice */
+    const size_t x_bytes = (size_t)batch * n_kv * n_exact * d * 2;
+    void *dxk = nullptr, *dxv = nullptr, *dxl = nullptr;
+    if (n_exact > 0) {
+        std::vector<int> xl(batch, n_exact);
+        if (cudaMalloc(&dxk, x_bytes) || cudaMalloc(&dxv, x_bytes) || cudaMalloc(&dxl, batch * 4)) return 4;
+        fill_scales<<<256, 256>>>((unsigned char *)dxk, 1, 0, 0, x_bytes);
+        fill_scales<<<256, 256>>>((unsigned char *)dxv, 1, 0, 0, x_bytes);
+        cudaMemcpy(dxl, xl.data(), batch * 4, cudaMemcpyHostToDevice);
+        p.attn.max_exact = n_exact;
+        p.attn.exact_k = (const uint16_t *)dxk, p.attn.exact_v = (const uint16_t *)dxv, p.attn.exact_lens = (const int *)dxl;
+    }
     if (kvtc_cuda_attn_supported(&kc.d, &vc.d, n_q / n_kv)) return 2;
     *used_tensor = kernel != KVTC_CUDA_ATTN_SCALAR && kvtc_cuda_attn_tensor_supported(&kc.d, &vc.d, n_q / n_kv, bs) == KVTC_OK;
     size_t ktot, vtot, ws;
@@ -120,7 +132,8 @@ extern "C" int kvtc_bench_attn(int batch, int n_q, int n_kv, int d, int ctx, int
     std::sort(t.begin(), t.end());
     if (st != KVTC_OK || cudaDeviceSynchronize() != cudaSuccess || t.empty()) return 5;
     *us = t[t.size() / 2], *p10 = t[t.size() / 10], *p90 = t[t.size() * 9 / 10];
-    *bytes = (double)(ktot + vtot) * ((double)ctx / (max_blocks * bs));
+    *bytes = (double)(ktot + vtot) * ((double)ctx / (max_blocks * bs)) + 2.0 * x_bytes;
     cudaFree(kcache), cudaFree(vcache), cudaFree(dbt), cudaFree(dl), cudaFree(dq), cudaFree(dout), cudaFree(dws);
+    cudaFree(dxk), cudaFree(dxv), cudaFree(dxl);
     return 0;
 }

@@ -167,7 +167,7 @@ static kvtc_codec *codec(kvtc_method m, int bits, int nc) {
 /* A TurboQuant/affine row: per layer a paged K and V cache, read back, and kvtc_attn_decode over it. */
 static void run_tq(const setting *st, stats *r, float *dec, double *s, double *sref) {
     kvtc_codec *kc = codec(st->km, st->kb, st->nc), *vc = codec(st->vm, st->vb, st->nc);
-    kvtc_attn_params ap = {{0, BS, 0}, 0, 0, 0, 0.0f}; /* scale 0: 1/sqrt(head_dim) */
+    kvtc_attn_params ap;
     int nb = (NT + BS - 1) / BS, nq = (NT - HALF + STEP - 1) / STEP, l, i, h, t, j;
     size_t kpage, vpage, kbytes, vbytes;
     int64_t *slots = (int64_t *)xmalloc((size_t)NT * sizeof(int64_t));
@@ -175,6 +175,8 @@ static void run_tq(const setting *st, stats *r, float *dec, double *s, double *s
     float *q = (float *)xmalloc(nq * ROW * 4), *out = (float *)xmalloc(nq * ROW * 4), sc[BS];
     unsigned char *kcache, *vcache;
     clock_t c0;
+    memset(&ap, 0, sizeof ap); /* scale 0: 1/sqrt(head_dim); no exact tokens */
+    ap.cache.block_size = BS;
     ap.cache.n_blocks = nb, ap.cache.n_kv_heads = NH, ap.n_seqs = nq, ap.n_q_heads = NH, ap.max_blocks_per_seq = nb;
     CHECK(kvtc_cache_bytes(kc, &ap.cache, &kpage, &kbytes));
     CHECK(kvtc_cache_bytes(vc, &ap.cache, &vpage, &vbytes));

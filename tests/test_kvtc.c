@@ -845,13 +845,19 @@ static void prod_scores(const kvtc_codec *kc, const double *pm, const float *qv,
 }
 
 /* Reference attention against float64 attention over the decoded vectors.
- * Returns the worst relative error (or -1 on a setup failure); *err_orig is
- * the worst relative error against attention over the uncompressed vectors. */
+ * With n_exact > 0 each sequence also has up to n_exact exact fp16 tokens
+ * (one of them with a NaN key element, which must be masked); the reference
+ * appends them to the decoded ones. Returns the worst relative error (or -1
+ * on a setup failure); *err_orig is the worst relative error against
+ * attention over the uncompressed vectors. */
 static double attn_case(kvtc_method km, int kbits, kvtc_method vm, int vbits, int d, int n_kv, int gqa, uint64_t seed,
-                        double *err_orig) {
-    enum { N_SEQS = 5, BS = 16, MAXB = 3, NBLK = 16, T = MAXB * BS };
-    static const int32_t lens[N_SEQS] = {1, 17, 32, 0, 45};
+                        int n_exact, double *err_orig) {
+    enum { N_SEQS = 5, BS = 16, MAXB = 3, NBLK = 16, T = MAXB * BS, NX = 6 };
+    static const int32_t lens[N_SEQS] = {1, 17, 32, 0, 45}, xlens_all[N_SEQS] = {2, 0, 6, 3, 1};
+    int32_t xlens[N_SEQS];
     int n_q = n_kv * gqa, b, h, t, j, i;
+    size_t per_x = (size_t)NX * n_kv * d;
+    uint16_t *xk = (uint16_t *)malloc(sizeof(uint16_t) * N_SEQS * per_x), *xv = (uint16_t *)malloc(sizeof(uint16_t) * N_SEQS * per_x);
     kvtc_codec *kc = make_codec(km, d, kbits, KVTC_ROTATION_DEFAULT, 0, seed);
     kvtc_codec *vc = make_codec(vm, d, vbits, KVTC_ROTATION_DEFAULT, 0, seed + 1);
     kvtc_attn_params ap;
@@ -863,10 +869,10 @@ static double attn_case(kvtc_method km, int kbits, kvtc_method vm, int vbits, in
     float *kd = (float *)malloc(sizeof(float) * N_SEQS * per_seq), *vd = (float *)malloc(sizeof(float) * N_SEQS * per_seq);
     float *kh[4]; /* one head's rows: decoded K, decoded V, original K, original V */
     double *pm = (double *)malloc(sizeof(double) * d * d), ref[KVTC_MAX_HEAD_DIM], refo[KVTC_MAX_HEAD_DIM];
-    double scores[T], worst = 0.0, worst_o = 0.0;
+    double scores[T + NX], worst = 0.0, worst_o = 0.0;
     kvtc_rng r;
-    if (!kc || !vc) return -1.0;
-    for (i = 0; i < 4; ++i) kh[i] = (float *)malloc(sizeof(float) * T * d);
+    if (!kc || !vc || n_exact > NX) return -1.0;
+    for (i = 0; i < 4; ++i) kh[i] = (float *)malloc(sizeof(float) * (T + NX) * d);
     memset(&ap, 0, sizeof ap);
     ap.cache.n_blocks = NBLK;
     ap.cache.block_size = BS;
@@ -891,6 +897,14 @@ static double attn_case(kvtc_method km, int kbits, kvtc_method vm, int vbits, in
     test_gaussian_fill(&r, ko, N_SEQS * per_seq);
     test_gaussian_fill(&r, vo, N_SEQS * per_seq);
     for (i = 0; i < (int)(N_SEQS * per_seq); ++i) ko[i] += (i % d == 3) ? 6.0f : 0.0f; /* an outlier channel */
+    for (b = 0; b < N_SEQS; ++b) xlens[b] = xlens_all[b] < n_exact ? xlens_all[b] : n_exact;
+    for (i = 0; i < (int)(N_SEQS * per_x); ++i) { /* exact tokens, [seq][kv head][NX][d] */
+        xk[i] = kvtc_f32_to_f16((float)(1.5 * kvtc_rng_gaussian(&r) + (i % d == 3 ? 6.0 : 0.0)));
+        xv[i] = kvtc_f32_to_f16((float)kvtc_rng_gaussian(&r));
+    }
+    xk[(size_t)2 * per_x + (size_t)1 * d] = 0x7e00; /* sequence 2, head 0, exact token 1: NaN key element */
+    ap.max_exact = n_exact;
+    ap.exact_k = xk, ap.exact_v = xv, ap.exact_lens = xlens;
     for (b = 0; b < N_SEQS; ++b) {
         int64_t slots[T];
         for (t = 0; t < T; ++t) slots[t] = t < lens[b] ? (int64_t)block_table[b * MAXB + t / BS] * BS + t % BS : -1;
@@ -905,23 +919,36 @@ static double attn_case(kvtc_method km, int kbits, kvtc_method vm, int vbits, in
         for (h = 0; h < n_kv; ++h) {
             /* gather head h: decoded K, decoded V, original K, original V */
             const float *src[4];
+            int n_all = lens[b];
             src[0] = kd + b * per_seq, src[1] = vd + b * per_seq, src[2] = ko + b * per_seq, src[3] = vo + b * per_seq;
             for (i = 0; i < 4; ++i)
                 for (t = 0; t < lens[b]; ++t)
                     for (j = 0; j < d; ++j) kh[i][t * d + j] = src[i][((size_t)t * n_kv + h) * d + j];
+            for (t = 0; t < xlens[b]; ++t) { /* the exact tokens follow, unless masked */
+                const uint16_t *kr = xk + b * per_x + ((size_t)h * NX + t) * d, *vr = xv + b * per_x + ((size_t)h * NX + t) * d;
+                if (b == 2 && h == 0 && t == 1) continue;
+                for (j = 0; j < d; ++j) {
+                    kh[0][n_all * d + j] = kh[2][n_all * d + j] = kvtc_f16_to_f32(kr[j]);
+                    kh[1][n_all * d + j] = kh[3][n_all * d + j] = kvtc_f16_to_f32(vr[j]);
+                }
+                ++n_all;
+            }
             for (i = 0; i < gqa; ++i) {
                 const float *qv = q + ((size_t)b * n_q + h * gqa + i) * d, *o = out + ((size_t)b * n_q + h * gqa + i) * d;
                 double nrm = 0.0, e = 0.0, eo = 0.0;
-                if (lens[b] == 0) {
+                if (n_all == 0) {
                     for (j = 0; j < d; ++j)
                         if (o[j] != 0.0f) return -1.0;
                     continue;
                 }
-                if (km == KVTC_METHOD_TQ_PROD)
+                if (km == KVTC_METHOD_TQ_PROD) {
                     prod_scores(kc, pm, qv, kh[0], kcache, kpage, block_table + b * MAXB, n_kv, h, BS, lens[b], scores);
-                ref_attention(qv, kh[0], kh[1], km == KVTC_METHOD_TQ_PROD ? scores : NULL, lens[b], d,
+                    for (t = lens[b]; t < n_all; ++t)
+                        for (scores[t] = 0.0, j = 0; j < d; ++j) scores[t] += (double)qv[j] * kh[0][t * d + j];
+                }
+                ref_attention(qv, kh[0], kh[1], km == KVTC_METHOD_TQ_PROD ? scores : NULL, n_all, d,
                               1.0 / sqrt((double)d), ref);
-                ref_attention(qv, kh[2], kh[3], NULL, lens[b], d, 1.0 / sqrt((double)d), refo);
+                ref_attention(qv, kh[2], kh[3], NULL, n_all, d, 1.0 / sqrt((double)d), refo);
                 for (j = 0; j < d; ++j) {
                     nrm += refo[j] * refo[j];
                     e += (o[j] - ref[j]) * (o[j] - ref[j]);
@@ -933,7 +960,7 @@ static double attn_case(kvtc_method km, int kbits, kvtc_method vm, int vbits, in
         }
     *err_orig = worst_o;
     for (i = 0; i < 4; ++i) free(kh[i]);
-    free(q), free(out), free(ko), free(vo), free(kd), free(vd), free(pm), free(kcache), free(vcache);
+    free(q), free(out), free(ko), free(vo), free(kd), free(vd), free(pm), free(kcache), free(vcache), free(xk), free(xv);
     kvtc_codec_destroy(kc);
     kvtc_codec_destroy(vc);
     return worst;
@@ -945,14 +972,16 @@ static int test_attention_reference(void) {
         {KVTC_METHOD_TQ_PROD, 4, KVTC_METHOD_TQ_MSE, 2, 128, 1, 8}, {KVTC_METHOD_TQ_MSE, 3, KVTC_METHOD_AFFINE, 4, 96, 2, 1},
         {KVTC_METHOD_TQ_MSE, 4, KVTC_METHOD_TQ_MSE, 3, 80, 1, 7},   {KVTC_METHOD_TQ_MSE, 2, KVTC_METHOD_TQ_MSE, 2, 100, 2, 2}};
     size_t ci;
-    for (ci = 0; ci < sizeof cases / sizeof cases[0]; ++ci) {
-        double eo = 0.0, e = attn_case(cases[ci].km, cases[ci].kb, cases[ci].vm, cases[ci].vb, cases[ci].d,
-                                       cases[ci].n_kv, cases[ci].gqa, 100 + ci, &eo);
-        printf("  K%s%d/V%s%d d=%d gqa=%d: vs float64 over decoded %.2g; rel. error vs uncompressed %.4f\n",
-               cases[ci].km == KVTC_METHOD_TQ_PROD ? "prod" : "", cases[ci].kb,
-               cases[ci].vm == KVTC_METHOD_AFFINE ? "aff" : "", cases[ci].vb, cases[ci].d, cases[ci].gqa, e, eo);
-        CHECK(e >= 0.0 && e < 1e-5);
-    }
+    int nx;
+    for (nx = 0; nx <= 6; nx += 6) /* without and with exact tokens */
+        for (ci = 0; ci < sizeof cases / sizeof cases[0]; ++ci) {
+            double eo = 0.0, e = attn_case(cases[ci].km, cases[ci].kb, cases[ci].vm, cases[ci].vb, cases[ci].d,
+                                           cases[ci].n_kv, cases[ci].gqa, 100 + ci, nx, &eo);
+            printf("  K%s%d/V%s%d d=%d gqa=%d exact<=%d: vs float64 over decoded %.2g; rel. error vs uncompressed %.4f\n",
+                   cases[ci].km == KVTC_METHOD_TQ_PROD ? "prod" : "", cases[ci].kb,
+                   cases[ci].vm == KVTC_METHOD_AFFINE ? "aff" : "", cases[ci].vb, cases[ci].d, cases[ci].gqa, nx, e, eo);
+            CHECK(e >= 0.0 && e < 1e-5);
+        }
     return T_PASS;
 }
 
@@ -1044,6 +1073,20 @@ static int test_bad_inputs(void) {
         bt[1] = 2; /* block out of range */
         CHECK_ST(kvtc_attn_decode(c, c, &ap, q, cache, tot, cache, tot, bt, lens, o, 128), KVTC_ERR_ARG);
         bt[1] = 1;
+        { /* exact tokens: a negative capacity, missing pointers, a count beyond the capacity */
+            uint16_t xk[2 * 64] = {0}, xv[2 * 64] = {0};
+            int32_t xl[1] = {2};
+            ap.max_exact = -1;
+            CHECK_ST(kvtc_attn_decode(c, c, &ap, q, cache, tot, cache, tot, bt, lens, o, 128), KVTC_ERR_ARG);
+            ap.max_exact = 2;
+            CHECK_ST(kvtc_attn_decode(c, c, &ap, q, cache, tot, cache, tot, bt, lens, o, 128), KVTC_ERR_NULL);
+            ap.exact_k = xk, ap.exact_v = xv, ap.exact_lens = xl;
+            CHECK_OK(kvtc_attn_decode(c, c, &ap, q, cache, tot, cache, tot, bt, lens, o, 128));
+            xl[0] = 3;
+            CHECK_ST(kvtc_attn_decode(c, c, &ap, q, cache, tot, cache, tot, bt, lens, o, 128), KVTC_ERR_ARG);
+            ap.max_exact = 0; /* the pointers are then ignored */
+            CHECK_OK(kvtc_attn_decode(c, c, &ap, q, cache, tot, cache, tot, bt, lens, o, 128));
+        }
         ap.n_q_heads = 3;
         ap.cache.n_kv_heads = 2;
         CHECK_ST(kvtc_attn_decode(c, c, &ap, q, cache, tot, cache, tot, bt, lens, o, 128), KVTC_ERR_ARG);

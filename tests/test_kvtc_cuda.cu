@@ -8,6 +8,7 @@
 #include "kvtc_cuda.cuh"
 #include "tests/test_common.h"
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 static int g_have_device = 0;
@@ -379,7 +380,35 @@ struct attn_case_t {
     int block_size;  /* 0 = 16 */
     int spread;      /* 1: value norms spread over 1e-4 .. 1e3 and every 7th value vector zero */
     int rotated;     /* 1: ask for the output in the rotated domain (compared after P_v^T on the CPU) */
+    int exact;       /* 1: up to 8 exact fp16 tokens per sequence (one with a NaN key element: masked) */
 };
+
+/* Natural-log sum-exp of one query head's scores, in double, over the keys decoded by kvtc_cache_read
+ * (TQ_MSE keys: <q, k_hat> is then the kernel's score) and the valid exact keys: an independent check of
+ * the kernels' LSE output. */
+static double lse_reference(const float *qv, const float *kdec, int len, int n_kv, int kvh, const uint16_t *xk,
+                            int n_x, int d, double scale) {
+    std::vector<double> sc;
+    for (int t = 0; t < len; ++t) {
+        double dot = 0;
+        for (int j = 0; j < d; ++j) dot += (double)qv[j] * kdec[((size_t)t * n_kv + kvh) * d + j];
+        sc.push_back(dot * scale);
+    }
+    for (int t = 0; t < n_x; ++t) {
+        double dot = 0;
+        bool ok = true;
+        for (int j = 0; j < d; ++j) {
+            const float k = kvtc_f16_to_f32(xk[(size_t)t * d + j]);
+            ok = ok && std::isfinite(k);
+            dot += (double)qv[j] * k;
+        }
+        if (ok) sc.push_back(dot * scale);
+    }
+    if (sc.empty()) return -INFINITY;
+    double m = *std::max_element(sc.begin(), sc.end()), l = 0;
+    for (double x : sc) l += exp(x - m);
+    return m + log(l);
+}
 
 /* Compress random K/V into paged caches (CPU), run GPU attention with `kernel`, compare
  * with kvtc_attn_decode. Returns the worst relative error, -1 on failure, -2 if unsupported. */
@@ -438,9 +467,31 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
         }
     std::vector<float> q((size_t)n_seqs * n_q * d), ref(q.size()), got(q.size()), lse(n_seqs * n_q);
     test_gaussian_fill(&r, q.data(), q.size());
-    if (kvtc_attn_decode(kc.host, vc.host, &p.attn, q.data(), kcache.data(), ktot, vcache.data(), vtot, bt.data(),
+    /* exact tokens [seq][kv head][NX][d] */
+    const int NX = ac.exact ? 8 : 0;
+    std::vector<uint16_t> xk((size_t)n_seqs * ac.n_kv * NX * d + 1), xv(xk.size());
+    std::vector<int32_t> xl(n_seqs + 1, 0);
+    for (size_t i = 0; i + 1 < xk.size(); ++i) {
+        xk[i] = kvtc_f32_to_f16((float)(1.5 * kvtc_rng_gaussian(&r) + (i % d == 9 ? 5.0 : 0.0)));
+        xv[i] = kvtc_f32_to_f16((float)kvtc_rng_gaussian(&r));
+    }
+    static const int32_t x_counts[6] = {3, 0, 8, 5, 1, 8};
+    for (int b = 0; ac.exact && b < n_seqs; ++b) xl[b] = x_counts[b % 6];
+    if (ac.exact) xk[(size_t)1 * d + 2] = 0x7c00; /* sequence 0, head 0, exact token 1: +Inf, masked */
+    kvtc_attn_params host_attn = p.attn;
+    host_attn.max_exact = NX;
+    host_attn.exact_k = xk.data(), host_attn.exact_v = xv.data(), host_attn.exact_lens = xl.data();
+    if (kvtc_attn_decode(kc.host, vc.host, &host_attn, q.data(), kcache.data(), ktot, vcache.data(), vtot, bt.data(),
                          lens.data(), ref.data(), ref.size()) != KVTC_OK)
         return -1;
+    dbuf dxk(xk.size() * 2), dxv(xv.size() * 2), dxl(xl.size() * 4);
+    if (cudaMemcpy(dxk.p, xk.data(), xk.size() * 2, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(dxv.p, xv.data(), xv.size() * 2, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(dxl.p, xl.data(), xl.size() * 4, cudaMemcpyHostToDevice))
+        return -1;
+    p.attn.max_exact = NX;
+    p.attn.exact_k = (const uint16_t *)dxk.p, p.attn.exact_v = (const uint16_t *)dxv.p;
+    p.attn.exact_lens = (const int32_t *)dxl.p;
     if (kvtc_cuda_attn_workspace_bytes(&kc.dev, &vc.dev, &p, &ws) != KVTC_OK) return -1;
     dbuf dq(q.size() * 4), dk(ktot), dv(vtot), dbt(bt.size() * 4 + 4), dl(lens.size() * 4), dout(q.size() * 4), dws(ws),
         dlse(lse.size() * 4);
@@ -476,18 +527,36 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
     cudaMemcpy(lse.data(), dlse.p, lse.size() * 4, cudaMemcpyDeviceToHost);
     if (ac.rotated && kvtc_rotation_apply_t(&vc.host->rot, got.data(), (size_t)n_seqs * n_q, got.data(), got.size()) != KVTC_OK)
         return -1;
-    double worst = 0.0;
+    double worst = 0.0, worst_lse = 0.0;
+    const double scale = 1.0 / sqrt((double)d);
+    std::vector<float> kdec;
     for (int i = 0; i < n_seqs * n_q; ++i) {
+        const int b = i / n_q, kvh = (i % n_q) / ac.gqa;
         double e = 0, n = 0;
         for (int j = 0; j < d; ++j) {
             double df = (double)got[(size_t)i * d + j] - ref[(size_t)i * d + j];
             e += df * df, n += (double)ref[(size_t)i * d + j] * ref[(size_t)i * d + j];
         }
-        if (lens[i / n_q] == 0) { /* empty context: zeros and an LSE of -inf */
+        if (lens[b] == 0 && xl[b] == 0) { /* no tokens: zeros and an LSE of -inf */
             if (e != 0.0 || !(lse[i] == -INFINITY)) return 1.0;
             continue;
         }
         worst = std::max(worst, sqrt(e / (n > 0 ? n : 1e-30)));
+        if (ac.km != KVTC_METHOD_TQ_MSE) continue; /* the LSE reference scores decoded keys */
+        if (i % n_q == 0) { /* decode this sequence's keys once */
+            std::vector<int64_t> sl(lens[b] + 1);
+            for (int t = 0; t < lens[b]; ++t) sl[t] = (int64_t)bt[b * max_blocks + t / bs] * bs + t % bs;
+            kdec.assign((size_t)(lens[b] + 1) * ac.n_kv * d, 0.0f);
+            if (kvtc_cache_read(kc.host, &p.attn.cache, kcache.data(), ktot, lens[b], sl.data(), kdec.data(), kdec.size()) != KVTC_OK)
+                return -1;
+        }
+        const double lr = lse_reference(q.data() + (size_t)i * d, kdec.data(), lens[b], ac.n_kv, kvh,
+                                        xk.data() + ((size_t)b * ac.n_kv + kvh) * NX * d, xl[b], d, scale);
+        worst_lse = std::max(worst_lse, fabs(lse[i] - lr) / std::max(1.0, fabs(lr)));
+    }
+    if (worst_lse > 1e-3) {
+        printf("  LSE relative error %.3g > 1e-3\n", worst_lse);
+        return 1.0;
     }
     return worst;
 }
@@ -501,10 +570,10 @@ static int attn_both(const attn_case_t &c, const std::vector<int> &lens, uint64_
     const bool tc = kvtc_cuda_attn_tensor_supported(&kc.dev, &vc.dev, c.gqa, c.block_size ? c.block_size : 16) == KVTC_OK;
     const double es = attn_gpu_case(c, lens, seed, KVTC_CUDA_ATTN_SCALAR);
     const double et = attn_gpu_case(c, lens, seed, tc ? KVTC_CUDA_ATTN_TENSOR : KVTC_CUDA_ATTN_DEFAULT);
-    printf("  K%s%d V%s%d d=%d kv=%d gqa=%d split=%d bs=%d%s%s%s: rel. error scalar %.2g, %s %.2g\n",
+    printf("  K%s%d V%s%d d=%d kv=%d gqa=%d split=%d bs=%d%s%s%s%s: rel. error scalar %.2g, %s %.2g\n",
            c.km == KVTC_METHOD_TQ_PROD ? "prod" : "", c.kb, c.vm == KVTC_METHOD_AFFINE ? "aff" : "", c.vb, c.d, c.n_kv, c.gqa,
            c.n_split, c.block_size ? c.block_size : 16, c.graph ? " graph" : "", c.spread ? " spread-norms" : "",
-           c.rotated ? " rotated-out" : "", es, tc ? "tensor" : "default(scalar)", et);
+           c.rotated ? " rotated-out" : "", c.exact ? " exact-tokens" : "", es, tc ? "tensor" : "default(scalar)", et);
     CHECK(es >= 0.0 && es <= 1e-3);
     CHECK(et >= 0.0 && et <= 1e-3);
     return T_PASS;
@@ -547,6 +616,16 @@ static int test_attention_parity(void) {
         {M, 8, M, 2, 64, 1, 3, 2, false, 0, 1, 0},
         {M, 4, M, 4, 128, 2, 4, 0, false, 0, 0, 1},
         {M, 4, M, 4, 128, 2, 4, 3, true, 0, 0, 1},
+        /* exact fp16 tokens (sinks / window) in the same softmax: one split and several, graph capture,
+         * rotated output, affine and dense-rotated values, Prod keys, every tensor-core head_dim */
+        {M, 4, M, 4, 128, 2, 4, 1, false, 0, 0, 0, 1},
+        {M, 4, M, 4, 128, 2, 4, 3, true, 0, 0, 1, 1},
+        {M, 4, M, 2, 64, 3, 3, 0, false, 0, 1, 0, 1},
+        {M, 2, M, 2, 256, 1, 4, 0, false, 0, 0, 0, 1},
+        {M, 8, M, 4, 128, 1, 8, 2, false, 0, 0, 0, 1},
+        {P, 4, M, 4, 128, 1, 4, 2, false, 0, 0, 0, 1},
+        {M, 4, F, 4, 96, 2, 4, 0, false, 0, 0, 0, 1},
+        {M, 3, M, 4, 80, 1, 7, 1, false, 0, 0, 0, 1},
     };
     const std::vector<int> lens = {1, 17, 64, 0, 300, 133};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
@@ -587,6 +666,18 @@ static int test_attention_parity(void) {
         bp.kernel = KVTC_CUDA_ATTN_DEFAULT, bp.rotated_output = 2;
         CHECK_ST(kvtc_cuda_attn_decode(&c.dev, &c.dev, &bp, NULL, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, NULL, NULL, 0, 0),
                  KVTC_ERR_ARG);
+        /* exact tokens: a negative capacity is refused; one split plus the exact part needs a workspace */
+        size_t wsb = 1;
+        bp.rotated_output = 0, bp.n_split = 1;
+        CHECK_OK(kvtc_cuda_attn_workspace_bytes(&c.dev, &c.dev, &bp, &wsb));
+        CHECK(wsb == 0);
+        bp.attn.max_exact = -1;
+        CHECK_ST(kvtc_cuda_attn_workspace_bytes(&c.dev, &c.dev, &bp, &wsb), KVTC_ERR_ARG);
+        CHECK_ST(kvtc_cuda_attn_decode(&c.dev, &c.dev, &bp, NULL, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, NULL, NULL, 0, 0),
+                 KVTC_ERR_ARG);
+        bp.attn.max_exact = 4;
+        CHECK_OK(kvtc_cuda_attn_workspace_bytes(&c.dev, &c.dev, &bp, &wsb));
+        CHECK(wsb == (size_t)4 * 2 * (128 + 1) * sizeof(float));
     }
     return T_PASS;
 }
