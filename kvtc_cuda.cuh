@@ -98,10 +98,10 @@ KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in
  * n_split blocks per (sequence, KV head) when that fills the GPU better; the
  * partials are merged by their log-sum-exp in a second kernel on the same
  * stream. Exact tokens (p->attn.max_exact > 0: fp16 sinks and a recent
- * window, see kvtc_attn_params; device pointers here, 4-byte aligned, even
- * head_dim) are scored by a third small kernel in fp32, 32 tokens per block,
- * and enter that merge as more partials, so they share the softmax of the
- * compressed tokens. No host synchronisation, no
+ * window, see kvtc_attn_params; device pointers here, 16-byte aligned,
+ * head_dim a multiple of 8) are scored by a third small kernel in fp32, 32
+ * tokens per block, and enter that merge as more partials, so they share the
+ * softmax of the compressed tokens. No host synchronisation, no
  * host reads of device data: the launch can be captured in a CUDA graph.
  * Two kernels. SCALAR computes in fp32 on the CUDA cores. TENSOR runs both
  * products on tensor cores (mma m16n8k16, fp32 accumulation): the query
@@ -1509,6 +1509,99 @@ static __device__ void kvtc__attn_finish(const kvtc__attn_args &a, const float *
     }
 }
 
+/* kvtc__k_attn_exact<EPL>: the partials of a sequence's exact (fp16) tokens, KVTC__EXACT_CHUNK tokens
+ * per block, stored as parts n_split + chunk for kvtc__k_attn_merge. grid (n_kv_heads, n_seqs,
+ * ceil(max_exact / CHUNK)), block 128, dynamic smem kvtc__attn_exact_smem. The block stages the chunk's
+ * keys and values in shared memory with every 16-byte load in flight at once (rows of d/2 + 1 words: an
+ * odd stride, so lane = token reads its key row without bank conflicts); each warp serves query heads
+ * warp, warp + 4: lane t scores token t in fp32 (log2 units), then lane = output dims accumulates the
+ * values. The output is accumulated in the plain domain and rotated forward into the value codec's
+ * domain, where the compressed parts live. A token with a non-finite key or value element is skipped
+ * (kvtc.h does the same). Counts outside 0..max_exact are clamped (the host cannot check device data).
+ * Needs head_dim % 8 == 0 and 16-byte aligned exact_k / exact_v (the launcher checks). */
+#define KVTC__EXACT_CHUNK 32
+static __device__ __forceinline__ bool kvtc__f16x2_finite(unsigned w) { /* exponent bits all ones: NaN or Inf */
+    return (w & 0x7c00u) != 0x7c00u && (w & 0x7c000000u) != 0x7c000000u;
+}
+template <int EPL>
+__global__ void __launch_bounds__(128) kvtc__k_attn_exact(const kvtc__attn_args a) {
+    extern __shared__ unsigned kvtc__smem_x[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, h = blockIdx.x, b = blockIdx.y, chunk = blockIdx.z;
+    const int d = a.v.d, D = EPL * 32, RW = d / 2 + 1, R16 = d / 8; /* words per staged row, 16-byte words per row */
+    unsigned *s_k = kvtc__smem_x, *s_v = s_k + KVTC__EXACT_CHUNK * RW, *s_ok = s_v + KVTC__EXACT_CHUNK * RW;
+    float *s_q = (float *)(s_ok + KVTC__EXACT_CHUNK); /* [gqa][D] queries, later each head's rotation scratch */
+    const int n = min(max(a.x_lens[b], 0), a.max_exact), t0 = chunk * KVTC__EXACT_CHUNK;
+    const int nc = min(max(n - t0, 0), KVTC__EXACT_CHUNK), n16 = nc * R16; /* this chunk's tokens, its 16-byte words */
+    const long long row0 = ((long long)b * a.n_kv + h) * a.max_exact + t0;
+    const uint4 *xk = (const uint4 *)(a.xk + row0 * d), *xv = (const uint4 *)(a.xv + row0 * d);
+    uint4 kw[EPL], vw[EPL]; /* CHUNK * D / 8 / 128 = EPL 16-byte words per thread and tensor at most */
+#pragma unroll
+    for (int r = 0; r < EPL; ++r) {
+        const int i = r * 128 + threadIdx.x;
+        if (i < n16) kw[r] = __ldg(xk + i), vw[r] = __ldg(xv + i);
+    }
+    if (threadIdx.x < KVTC__EXACT_CHUNK) s_ok[threadIdx.x] = 1u;
+    for (int i = threadIdx.x; i < a.gqa * D; i += blockDim.x) {
+        const int g = i / D, j = i % D;
+        const long long qh = (long long)b * a.n_q_heads + (long long)h * a.gqa + g;
+        s_q[i] = j < d ? kvtc__load(a.q, qh * d + j, a.q_dtype) * a.scale_log2 : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < EPL; ++r) {
+        const int i = r * 128 + threadIdx.x;
+        if (i < n16) {
+            const int t = i / R16;
+            unsigned *ks = s_k + t * RW + 4 * (i % R16), *vs = s_v + t * RW + 4 * (i % R16);
+            ks[0] = kw[r].x, ks[1] = kw[r].y, ks[2] = kw[r].z, ks[3] = kw[r].w;
+            vs[0] = vw[r].x, vs[1] = vw[r].y, vs[2] = vw[r].z, vs[3] = vw[r].w;
+            if (!(kvtc__f16x2_finite(kw[r].x) && kvtc__f16x2_finite(kw[r].y) && kvtc__f16x2_finite(kw[r].z) &&
+                  kvtc__f16x2_finite(kw[r].w) && kvtc__f16x2_finite(vw[r].x) && kvtc__f16x2_finite(vw[r].y) &&
+                  kvtc__f16x2_finite(vw[r].z) && kvtc__f16x2_finite(vw[r].w)))
+                atomicAnd(&s_ok[t], 0u);
+        }
+    }
+    __syncthreads();
+    for (int g = warp; g < a.gqa; g += 4) {
+        const long long qh = (long long)b * a.n_q_heads + (long long)h * a.gqa + g;
+        float *q = s_q + g * D;
+        float s = -INFINITY;
+        if (lane < nc && s_ok[lane]) {
+            const unsigned *kr = s_k + lane * RW;
+            float acc0 = 0.0f, acc1 = 0.0f;
+#pragma unroll 8
+            for (int w = 0; w < d / 2; ++w) {
+                const float2 kf = __half22float2(*(const __half2 *)&kr[w]);
+                acc0 = fmaf(q[2 * w], kf.x, acc0);
+                acc1 = fmaf(q[2 * w + 1], kf.y, acc1);
+            }
+            s = acc0 + acc1;
+        }
+        const float M = kvtc__warp_max(s);
+        const float wgt = s == -INFINITY ? 0.0f : exp2f(s - M);
+        const float L = kvtc__warp_sumf(wgt);
+        float x[EPL];
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) x[p] = 0.0f;
+        for (int t = 0; t < nc; ++t) {
+            const float wt = __shfl_sync(KVTC__FULL, wgt, t);
+            const __half *vr = (const __half *)(s_v + t * RW);
+#pragma unroll
+            for (int p = 0; p < EPL; ++p)
+                if (p * 32 + lane < d) x[p] = fmaf(wt, __half2float(vr[p * 32 + lane]), x[p]);
+        }
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) x[p] = L > 0.0f ? x[p] / L : 0.0f;
+        __syncwarp();
+        if (a.v.method != KVTC_METHOD_AFFINE) kvtc__rotate<EPL>(a.v, x, q, lane, false);
+        const int part = a.n_split + chunk;
+        float *o = a.ws_o + (qh * a.n_part + part) * D;
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) o[p * 32 + lane] = p * 32 + lane < d ? x[p] : 0.0f;
+        if (lane == 0) a.ws_lse[qh * a.n_part + part] = L > 0.0f ? M + log2f(L) : -INFINITY;
+    }
+}
+
 /* kvtc__k_attn<EPL, KB, VB, GQ>   CPU twin: kvtc_attn_decode
  * grid (n_kv_heads, n_seqs, n_split), block 128 (4 warps); dynamic smem (kvtc__attn_smem, ~37 KiB
  * at d=128 K4/V4). Each warp takes 32 tokens per step: cp.async stages their K and V records into
@@ -1707,78 +1800,6 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
     }
     __syncthreads();
     kvtc__attn_finish<EPL>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
-}
-
-/* kvtc__k_attn_exact<EPL>: the partials of a sequence's exact (fp16) tokens, KVTC__EXACT_CHUNK tokens
- * per block, stored as parts n_split + chunk for kvtc__k_attn_merge. grid (n_kv_heads, n_seqs,
- * ceil(max_exact / CHUNK)), block 32 * gqa, dynamic smem kvtc__attn_exact_smem. The block stages the
- * chunk's keys and values in shared memory (rows of d/2 + 1 words: an odd stride, so lane = token reads
- * its key row without bank conflicts); warp g serves query head h * gqa + g: lane t scores token t in
- * fp32 (log2 units), then lane = output dims accumulates the values. The output is accumulated in the
- * plain domain and rotated forward into the value codec's domain, where the compressed parts live. A
- * token with a non-finite key or value element is skipped (kvtc.h does the same). Counts outside
- * 0..max_exact are clamped (the host cannot check device data). */
-#define KVTC__EXACT_CHUNK 32
-template <int EPL>
-__global__ void __launch_bounds__(32 * KVTC__ATTN_GMAX) kvtc__k_attn_exact(const kvtc__attn_args a) {
-    extern __shared__ unsigned kvtc__smem_x[];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, h = blockIdx.x, b = blockIdx.y, chunk = blockIdx.z;
-    const int d = a.v.d, D = EPL * 32, RW = d / 2 + 1; /* RW: words per staged row */
-    unsigned *s_k = kvtc__smem_x, *s_v = s_k + KVTC__EXACT_CHUNK * RW;
-    float *s_q = (float *)(s_v + KVTC__EXACT_CHUNK * RW) + warp * D; /* this warp's query, later its rotation scratch */
-    unsigned *s_ok = (unsigned *)(s_q - warp * D + a.gqa * D);       /* [CHUNK] token has finite K and V */
-    const long long qh = (long long)b * a.n_q_heads + (long long)h * a.gqa + warp;
-    const int n = min(max(a.x_lens[b], 0), a.max_exact), t0 = chunk * KVTC__EXACT_CHUNK;
-    const int nc = min(max(n - t0, 0), KVTC__EXACT_CHUNK); /* tokens of this chunk */
-    const unsigned short *xk = a.xk + (((long long)b * a.n_kv + h) * a.max_exact + t0) * d;
-    const unsigned short *xv = a.xv + (((long long)b * a.n_kv + h) * a.max_exact + t0) * d;
-    for (int i = threadIdx.x; i < KVTC__EXACT_CHUNK; i += blockDim.x) s_ok[i] = 1u;
-    for (int i = lane; i < D; i += 32) s_q[i] = i < d ? kvtc__load(a.q, qh * d + i, a.q_dtype) * a.scale_log2 : 0.0f;
-    __syncthreads();
-    /* stage: 32-bit words (d is even), each checked for NaN/Inf halves */
-    for (int i = threadIdx.x; i < nc * (d / 2); i += blockDim.x) {
-        const int t = i / (d / 2), w = i % (d / 2);
-        const unsigned kw = ((const unsigned *)xk)[i], vw = ((const unsigned *)xv)[i]; /* rows are contiguous */
-        s_k[t * RW + w] = kw, s_v[t * RW + w] = vw;
-        /* an fp16 half is NaN or Inf when its exponent bits are all ones */
-        const unsigned bad = ((kw & 0x7c00u) == 0x7c00u) | ((kw & 0x7c000000u) == 0x7c000000u) |
-                             ((vw & 0x7c00u) == 0x7c00u) | ((vw & 0x7c000000u) == 0x7c000000u);
-        if (bad) atomicAnd(&s_ok[t], 0u);
-    }
-    __syncthreads();
-    float s = -INFINITY;
-    if (lane < nc && s_ok[lane]) {
-        const unsigned *kr = s_k + lane * RW;
-        float acc0 = 0.0f, acc1 = 0.0f;
-        for (int w = 0; w < d / 2; ++w) {
-            const float2 kf = __half22float2(*(const __half2 *)&kr[w]);
-            acc0 = fmaf(s_q[2 * w], kf.x, acc0);
-            acc1 = fmaf(s_q[2 * w + 1], kf.y, acc1);
-        }
-        s = acc0 + acc1;
-    }
-    const float M = kvtc__warp_max(s);
-    const float wgt = s == -INFINITY ? 0.0f : exp2f(s - M);
-    const float L = kvtc__warp_sumf(wgt);
-    float x[EPL];
-#pragma unroll
-    for (int p = 0; p < EPL; ++p) x[p] = 0.0f;
-    for (int t = 0; t < nc; ++t) {
-        const float wt = __shfl_sync(KVTC__FULL, wgt, t);
-        const unsigned short *vr = (const unsigned short *)(s_v + t * RW);
-#pragma unroll
-        for (int p = 0; p < EPL; ++p)
-            if (p * 32 + lane < d) x[p] = fmaf(wt, __half2float(*(const __half *)&vr[p * 32 + lane]), x[p]);
-    }
-#pragma unroll
-    for (int p = 0; p < EPL; ++p) x[p] = L > 0.0f ? x[p] / L : 0.0f;
-    __syncwarp();
-    if (a.v.method != KVTC_METHOD_AFFINE) kvtc__rotate<EPL>(a.v, x, s_q, lane, false);
-    const int part = a.n_split + chunk;
-    float *o = a.ws_o + (qh * a.n_part + part) * D;
-#pragma unroll
-    for (int p = 0; p < EPL; ++p) o[p * 32 + lane] = p * 32 + lane < d ? x[p] : 0.0f;
-    if (lane == 0) a.ws_lse[qh * a.n_part + part] = L > 0.0f ? M + log2f(L) : -INFINITY;
 }
 
 /* kvtc__k_attn_merge<EPL>: the n_part partials -> output. grid (n_q_heads, n_seqs), block 32. */
@@ -2363,9 +2384,9 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     if (ap->n_seqs == 0) return KVTC_OK;
     if (!d_q || !d_k_cache || !d_v_cache || !d_block_table || !d_context_lens || !d_out || (ws && !d_workspace))
         return KVTC_ERR_NULL;
-    if (ap->max_exact > 0) { /* the exact tokens are read as 32-bit words */
+    if (ap->max_exact > 0) { /* the exact tokens are read as 16-byte words */
         if (!ap->exact_k || !ap->exact_v || !ap->exact_lens) return KVTC_ERR_NULL;
-        if (kc->meta.params.head_dim % 2 || (((size_t)ap->exact_k | (size_t)ap->exact_v) & 3)) return KVTC_ERR_UNSUPPORTED;
+        if (kc->meta.params.head_dim % 8 || (((size_t)ap->exact_k | (size_t)ap->exact_v) & 15)) return KVTC_ERR_UNSUPPORTED;
     }
     memset(&a, 0, sizeof(a));
     if ((st = kvtc__dc_of(kc, ap->cache.block_size, &a.k)) != KVTC_OK) return st;
@@ -2443,7 +2464,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
 #define KVTC__EXACT_CASE(e)                                                                                            \
     case e:                                                                                                            \
         KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn_exact<e>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)xs)); \
-        kvtc__k_attn_exact<e><<<xgrid, 32 * a.gqa, xs, stream>>>(a);                                                    \
+        kvtc__k_attn_exact<e><<<xgrid, 128, xs, stream>>>(a);                                                           \
         break;
                 KVTC__ATTN_EPL_LIST(KVTC__EXACT_CASE)
 #undef KVTC__EXACT_CASE

@@ -625,7 +625,7 @@ static int test_attention_parity(void) {
         {M, 8, M, 4, 128, 1, 8, 2, false, 0, 0, 0, 1},
         {P, 4, M, 4, 128, 1, 4, 2, false, 0, 0, 0, 1},
         {M, 4, F, 4, 96, 2, 4, 0, false, 0, 0, 0, 1},
-        {M, 3, M, 4, 80, 1, 7, 1, false, 0, 0, 0, 1},
+        {M, 4, M, 4, 80, 1, 7, 1, false, 0, 0, 0, 1},
     };
     const std::vector<int> lens = {1, 17, 64, 0, 300, 133};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
