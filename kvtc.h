@@ -379,10 +379,12 @@ KVTC_DEF kvtc_status kvtc_cache_read(const kvtc_codec *c, const kvtc_cache_param
  * compressed ones. Their keys and values are fp16 bit patterns,
  * exact_k / exact_v [n_seqs][n_kv_heads][max_exact][head_dim], keys as the
  * model stores them (after RoPE, not rotated); sequence b has exact_lens[b]
- * of them (0..max_exact). Softmax does not depend on order, so a ring
- * buffer of the last tokens serves as the window. A token whose key or value
- * holds a NaN or Inf is left out, as if masked. The pointers are host memory
- * for kvtc_attn_decode and device memory for kvtc_cuda_attn_decode. */
+ * of them (0..max_exact: kvtc_attn_decode refuses other counts, the GPU,
+ * which cannot check device data, clamps them). Softmax does not depend on
+ * order, so a ring buffer of the last tokens serves as the window. A token
+ * whose key or value holds a NaN or Inf is left out, as if masked. The
+ * pointers are host memory for kvtc_attn_decode and device memory for
+ * kvtc_cuda_attn_decode. */
 typedef struct kvtc_attn_params {
     kvtc_cache_params cache; /* shared by the K and V caches */
     int n_seqs;
@@ -2032,7 +2034,7 @@ KVTC_DEF kvtc_status kvtc_attn_decode(const kvtc_codec *kc, const kvtc_codec *vc
     if (!kc || !vc || !p) return KVTC_ERR_NULL;
     d = (size_t)kc->params.head_dim;
     if (vc->params.head_dim != kc->params.head_dim) return KVTC_ERR_DIM;
-    if (p->n_seqs < 0 || p->n_q_heads < 1 || p->max_blocks_per_seq < 0 || p->max_exact < 0 ||
+    if (p->n_seqs < 0 || p->n_q_heads < 1 || p->max_blocks_per_seq < 0 || p->max_exact < 0 || p->cache.n_kv_heads < 1 ||
         p->n_q_heads % p->cache.n_kv_heads != 0)
         return KVTC_ERR_ARG;
     if ((st = kvtc_cache_bytes(kc, &p->cache, &k_page, &k_total)) != KVTC_OK) return st;
@@ -2063,7 +2065,8 @@ KVTC_DEF kvtc_status kvtc_attn_decode(const kvtc_codec *kc, const kvtc_codec *vc
     gqa = p->n_q_heads / p->cache.n_kv_heads;
     vrot = vc->params.method != KVTC_METHOD_AFFINE;
     for (b = 0; b < p->n_seqs; ++b) {
-        int32_t len = context_lens[b], n_exact = nx ? p->exact_lens[b] : 0, t;
+        int32_t len = context_lens[b], n_exact = nx ? p->exact_lens[b] : 0;
+        int64_t t, n_all = (int64_t)len + n_exact;
         for (h = 0; h < p->n_q_heads; ++h) {
             const float *qh = q + ((size_t)b * (size_t)p->n_q_heads + (size_t)h) * d;
             float *oh = out + ((size_t)b * (size_t)p->n_q_heads + (size_t)h) * d;
@@ -2074,7 +2077,7 @@ KVTC_DEF kvtc_status kvtc_attn_decode(const kvtc_codec *kc, const kvtc_codec *vc
             for (j = 0; j < (int)d; ++j) acc[j] = accx[j] = 0.0;
             kvtc__query_prepare(kc, qh, &qs);
             /* online softmax (Milakov & Gimelshein 2018) over the compressed tokens, then the exact ones */
-            for (t = 0; t < len + n_exact; ++t) {
+            for (t = 0; t < n_all; ++t) {
                 double s = 0.0, w;
                 if (t < len) {
                     size_t blk = (size_t)block_table[(size_t)b * (size_t)p->max_blocks_per_seq + (size_t)(t / p->cache.block_size)];

@@ -99,9 +99,11 @@ KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in
  * partials are merged by their log-sum-exp in a second kernel on the same
  * stream. Exact tokens (p->attn.max_exact > 0: fp16 sinks and a recent
  * window, see kvtc_attn_params; device pointers here, 16-byte aligned,
- * head_dim a multiple of 8) are scored by a third small kernel in fp32, 32
- * tokens per block, and enter that merge as more partials, so they share the
- * softmax of the compressed tokens. No host synchronisation, no
+ * head_dim a multiple of 8, max_exact <= 2,097,120) are scored by a third
+ * small kernel in fp32, 32 tokens per block, and enter that merge as more
+ * partials, so they share the softmax of the compressed tokens. Device
+ * counts cannot be checked by the host: an exact_lens (or context_lens)
+ * entry out of range is clamped to it. No host synchronisation, no
  * host reads of device data: the launch can be captured in a CUDA graph.
  * Two kernels. SCALAR computes in fp32 on the CUDA cores. TENSOR runs both
  * products on tensor cores (mma m16n8k16, fp32 accumulation): the query
@@ -141,7 +143,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_tensor_supported(const kvtc_cuda_codec *kc, 
 /* The split count the launcher will use (a pure function of the codecs and *p). */
 KVTC_DEF kvtc_status kvtc_cuda_attn_splits(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
                                            const kvtc_cuda_attn_params *p, int *n_split);
-/* Device workspace bytes for the partials: one per split, and one for the exact tokens when max_exact > 0
+/* Device workspace bytes for the partials: one per split, and one per 32 exact tokens of max_exact
  * (0 when there is only one part). */
 KVTC_DEF kvtc_status kvtc_cuda_attn_workspace_bytes(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
                                                     const kvtc_cuda_attn_params *p, size_t *bytes);
@@ -1520,6 +1522,7 @@ static __device__ void kvtc__attn_finish(const kvtc__attn_args &a, const float *
  * (kvtc.h does the same). Counts outside 0..max_exact are clamped (the host cannot check device data).
  * Needs head_dim % 8 == 0 and 16-byte aligned exact_k / exact_v (the launcher checks). */
 #define KVTC__EXACT_CHUNK 32
+#define KVTC__EXACT_MAX (65535 * KVTC__EXACT_CHUNK) /* max_exact: chunks are grid z */
 static __device__ __forceinline__ bool kvtc__f16x2_finite(unsigned w) { /* exponent bits all ones: NaN or Inf */
     return (w & 0x7c00u) != 0x7c00u && (w & 0x7c000000u) != 0x7c000000u;
 }
@@ -1585,6 +1588,7 @@ __global__ void __launch_bounds__(128) kvtc__k_attn_exact(const kvtc__attn_args 
         for (int p = 0; p < EPL; ++p) x[p] = 0.0f;
         for (int t = 0; t < nc; ++t) {
             const float wt = __shfl_sync(KVTC__FULL, wgt, t);
+            if (wt == 0.0f) continue; /* masked (its value may be NaN/Inf: 0 * Inf is NaN); uniform over the warp */
             const __half *vr = (const __half *)(s_v + t * RW);
 #pragma unroll
             for (int p = 0; p < EPL; ++p)
@@ -2348,6 +2352,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_workspace_bytes(const kvtc_cuda_codec *kc, c
     epl = kvtc__attn_epl(kc->meta.params.head_dim);
     if (!epl) return KVTC_ERR_UNSUPPORTED;
     if (p->attn.max_exact < 0) return KVTC_ERR_ARG;
+    if (p->attn.max_exact > KVTC__EXACT_MAX) return KVTC_ERR_UNSUPPORTED;
     ns += (p->attn.max_exact + KVTC__EXACT_CHUNK - 1) / KVTC__EXACT_CHUNK; /* the exact tokens' partials */
     *bytes = ns == 1 ? 0 : (size_t)p->attn.n_seqs * (size_t)p->attn.n_q_heads * (size_t)ns * ((size_t)epl * 32 + 1) * sizeof(float);
     return KVTC_OK;

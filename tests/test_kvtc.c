@@ -846,7 +846,8 @@ static void prod_scores(const kvtc_codec *kc, const double *pm, const float *qv,
 
 /* Reference attention against float64 attention over the decoded vectors.
  * With n_exact > 0 each sequence also has up to n_exact exact fp16 tokens
- * (one of them with a NaN key element, which must be masked); the reference
+ * (one with a NaN key element, one with an Inf value element: both must be
+ * masked); the reference
  * appends them to the decoded ones. Returns the worst relative error (or -1
  * on a setup failure); *err_orig is the worst relative error against
  * attention over the uncompressed vectors. */
@@ -902,7 +903,8 @@ static double attn_case(kvtc_method km, int kbits, kvtc_method vm, int vbits, in
         xk[i] = kvtc_f32_to_f16((float)(1.5 * kvtc_rng_gaussian(&r) + (i % d == 3 ? 6.0 : 0.0)));
         xv[i] = kvtc_f32_to_f16((float)kvtc_rng_gaussian(&r));
     }
-    xk[(size_t)2 * per_x + (size_t)1 * d] = 0x7e00; /* sequence 2, head 0, exact token 1: NaN key element */
+    xk[(size_t)2 * per_x + (size_t)1 * d] = 0x7e00;     /* sequence 2, head 0, exact token 1: NaN key element */
+    xv[(size_t)0 * per_x + (size_t)1 * d + 5] = 0x7c00; /* sequence 0, head 0, exact token 1: Inf value element */
     ap.max_exact = n_exact;
     ap.exact_k = xk, ap.exact_v = xv, ap.exact_lens = xlens;
     for (b = 0; b < N_SEQS; ++b) {
@@ -926,7 +928,7 @@ static double attn_case(kvtc_method km, int kbits, kvtc_method vm, int vbits, in
                     for (j = 0; j < d; ++j) kh[i][t * d + j] = src[i][((size_t)t * n_kv + h) * d + j];
             for (t = 0; t < xlens[b]; ++t) { /* the exact tokens follow, unless masked */
                 const uint16_t *kr = xk + b * per_x + ((size_t)h * NX + t) * d, *vr = xv + b * per_x + ((size_t)h * NX + t) * d;
-                if (b == 2 && h == 0 && t == 1) continue;
+                if (h == 0 && t == 1 && (b == 2 || b == 0)) continue; /* masked */
                 for (j = 0; j < d; ++j) {
                     kh[0][n_all * d + j] = kh[2][n_all * d + j] = kvtc_f16_to_f32(kr[j]);
                     kh[1][n_all * d + j] = kh[3][n_all * d + j] = kvtc_f16_to_f32(vr[j]);
@@ -954,7 +956,7 @@ static double attn_case(kvtc_method km, int kbits, kvtc_method vm, int vbits, in
                     e += (o[j] - ref[j]) * (o[j] - ref[j]);
                     eo += (o[j] - refo[j]) * (o[j] - refo[j]);
                 }
-                worst = fmax(worst, sqrt(e / nrm));
+                if (worst == worst && !(sqrt(e / nrm) <= worst)) worst = sqrt(e / nrm); /* a NaN sticks */
                 worst_o = fmax(worst_o, sqrt(eo / nrm));
             }
         }

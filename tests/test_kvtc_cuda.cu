@@ -380,14 +380,15 @@ struct attn_case_t {
     int block_size;  /* 0 = 16 */
     int spread;      /* 1: value norms spread over 1e-4 .. 1e3 and every 7th value vector zero */
     int rotated;     /* 1: ask for the output in the rotated domain (compared after P_v^T on the CPU) */
-    int exact;       /* 1: up to 8 exact fp16 tokens per sequence (one with a NaN key element: masked) */
+    int exact;       /* 1: up to 70 exact fp16 tokens per sequence, in 32-token chunks (one with an Inf key
+                        element, one with a NaN value element: both masked) */
 };
 
 /* Natural-log sum-exp of one query head's scores, in double, over the keys decoded by kvtc_cache_read
  * (TQ_MSE keys: <q, k_hat> is then the kernel's score) and the valid exact keys: an independent check of
  * the kernels' LSE output. */
 static double lse_reference(const float *qv, const float *kdec, int len, int n_kv, int kvh, const uint16_t *xk,
-                            int n_x, int d, double scale) {
+                            const uint16_t *xv, int n_x, int d, double scale) {
     std::vector<double> sc;
     for (int t = 0; t < len; ++t) {
         double dot = 0;
@@ -399,7 +400,7 @@ static double lse_reference(const float *qv, const float *kdec, int len, int n_k
         bool ok = true;
         for (int j = 0; j < d; ++j) {
             const float k = kvtc_f16_to_f32(xk[(size_t)t * d + j]);
-            ok = ok && std::isfinite(k);
+            ok = ok && std::isfinite(k) && std::isfinite(kvtc_f16_to_f32(xv[(size_t)t * d + j]));
             dot += (double)qv[j] * k;
         }
         if (ok) sc.push_back(dot * scale);
@@ -468,16 +469,20 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
     std::vector<float> q((size_t)n_seqs * n_q * d), ref(q.size()), got(q.size()), lse(n_seqs * n_q);
     test_gaussian_fill(&r, q.data(), q.size());
     /* exact tokens [seq][kv head][NX][d] */
-    const int NX = ac.exact ? 8 : 0;
+    const int NX = ac.exact ? 70 : 0;
     std::vector<uint16_t> xk((size_t)n_seqs * ac.n_kv * NX * d + 1), xv(xk.size());
     std::vector<int32_t> xl(n_seqs + 1, 0);
     for (size_t i = 0; i + 1 < xk.size(); ++i) {
         xk[i] = kvtc_f32_to_f16((float)(1.5 * kvtc_rng_gaussian(&r) + (i % d == 9 ? 5.0 : 0.0)));
         xv[i] = kvtc_f32_to_f16((float)kvtc_rng_gaussian(&r));
     }
-    static const int32_t x_counts[6] = {3, 0, 8, 5, 1, 8};
+    static const int32_t x_counts[6] = {3, 33, 70, 0, 1, 64}; /* 1 to 3 chunks, a partial and an empty one;
+                                                                  sequence 3 has no tokens at all */
     for (int b = 0; ac.exact && b < n_seqs; ++b) xl[b] = x_counts[b % 6];
-    if (ac.exact) xk[(size_t)1 * d + 2] = 0x7c00; /* sequence 0, head 0, exact token 1: +Inf, masked */
+    if (ac.exact) {
+        xk[(size_t)1 * d + 2] = 0x7c00;                              /* sequence 0, head 0, token 1: +Inf key */
+        xv[((size_t)2 * ac.n_kv * NX + 40) * d + 7] = 0x7e00;        /* sequence 2, head 0, token 40: NaN value */
+    }
     kvtc_attn_params host_attn = p.attn;
     host_attn.max_exact = NX;
     host_attn.exact_k = xk.data(), host_attn.exact_v = xv.data(), host_attn.exact_lens = xl.data();
@@ -541,7 +546,8 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
             if (e != 0.0 || !(lse[i] == -INFINITY)) return 1.0;
             continue;
         }
-        worst = std::max(worst, sqrt(e / (n > 0 ? n : 1e-30)));
+        const double rel = sqrt(e / (n > 0 ? n : 1e-30));
+        if (worst == worst && !(rel <= worst)) worst = rel; /* a NaN sticks */
         if (ac.km != KVTC_METHOD_TQ_MSE) continue; /* the LSE reference scores decoded keys */
         if (i % n_q == 0) { /* decode this sequence's keys once */
             std::vector<int64_t> sl(lens[b] + 1);
@@ -551,10 +557,12 @@ static double attn_gpu_case(const attn_case_t &ac, const std::vector<int> &lens,
                 return -1;
         }
         const double lr = lse_reference(q.data() + (size_t)i * d, kdec.data(), lens[b], ac.n_kv, kvh,
-                                        xk.data() + ((size_t)b * ac.n_kv + kvh) * NX * d, xl[b], d, scale);
-        worst_lse = std::max(worst_lse, fabs(lse[i] - lr) / std::max(1.0, fabs(lr)));
+                                        xk.data() + ((size_t)b * ac.n_kv + kvh) * NX * d,
+                                        xv.data() + ((size_t)b * ac.n_kv + kvh) * NX * d, xl[b], d, scale);
+        const double el = fabs(lse[i] - lr) / std::max(1.0, fabs(lr));
+        if (worst_lse == worst_lse && !(el <= worst_lse)) worst_lse = el;
     }
-    if (worst_lse > 1e-3) {
+    if (!(worst_lse <= 1e-3)) {
         printf("  LSE relative error %.3g > 1e-3\n", worst_lse);
         return 1.0;
     }
@@ -678,6 +686,15 @@ static int test_attention_parity(void) {
         bp.attn.max_exact = 4;
         CHECK_OK(kvtc_cuda_attn_workspace_bytes(&c.dev, &c.dev, &bp, &wsb));
         CHECK(wsb == (size_t)4 * 2 * (128 + 1) * sizeof(float));
+        /* misaligned exact tokens are refused before any launch (the other pointers are never dereferenced) */
+        void *fake = (void *)(uintptr_t)256;
+        bp.attn.exact_k = (const uint16_t *)(uintptr_t)258, bp.attn.exact_v = (const uint16_t *)fake;
+        bp.attn.exact_lens = (const int32_t *)fake;
+        CHECK_ST(kvtc_cuda_attn_decode(&c.dev, &c.dev, &bp, fake, fake, SIZE_MAX, fake, SIZE_MAX, (const int32_t *)fake,
+                                       (const int32_t *)fake, fake, SIZE_MAX, NULL, fake, SIZE_MAX, 0),
+                 KVTC_ERR_UNSUPPORTED);
+        bp.attn.max_exact = 65535 * 32 + 1; /* more chunks than grid z allows */
+        CHECK_ST(kvtc_cuda_attn_workspace_bytes(&c.dev, &c.dev, &bp, &wsb), KVTC_ERR_UNSUPPORTED);
     }
     return T_PASS;
 }
