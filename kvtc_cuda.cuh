@@ -3993,7 +3993,13 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     hp = plan->dim / 2;
     tpb = hp < 256 ? 256 / hp : 1;
     gx = tpb > 1 ? 1u : (unsigned)((hp + 255) / 256);
-    gy = (unsigned)(((long long)n_tokens + tpb - 1) / tpb < 65535 ? ((long long)n_tokens + tpb - 1) / tpb : 65535);
+    { /* about 4096 blocks in all: each thread strides over several tokens, so its per-column setup (group,
+       * slot, mean, record offsets) is paid once for all of them */
+        const long long rows = ((long long)n_tokens + tpb - 1) / tpb;
+        const long long want = (4096 + (long long)gx * a.G - 1) / ((long long)gx * a.G);
+        gy = (unsigned)(rows < want ? rows : (want < 65535 ? want : 65535));
+        if (gy < 1) gy = 1;
+    }
     if (timing) {
         timing->n_stages = decompress ? 4 : 5;
         timing->decompress = decompress;
