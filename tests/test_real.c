@@ -183,54 +183,81 @@ static void real_attend(const float *q, const float *k, const float *v, int len,
  * at a time; query of head h at position t = the key of head h at t (the
  * sample has no queries), t = 64, 80, ..; against attention over the
  * original cache: mean ||o - o_ref|| / ||o_ref|| and argmax agreement
- * (argmax from the decoded keys, kvtc_cache_read). */
-static int real_attention(const real_kv *r, kvtc_codec_params kp, kvtc_codec_params vp, double *err, double *top1) {
+ * (argmax from the decoded keys, kvtc_cache_read). With n_sink + n_win > 0
+ * the first n_sink and the last n_win positions of each query's context are
+ * exact fp16 tokens (kvtc_attn_params.exact_*) and only the ones between are
+ * compressed: token t >= n_sink sits in slot t - n_sink of the cache. */
+static int real_attention(const real_kv *r, kvtc_codec_params kp, kvtc_codec_params vp, int n_sink, int n_win,
+                          double *err, double *top1) {
     enum { BS = 16 };
     kvtc_codec *kc = NULL, *vc = NULL;
     kvtc_attn_params ap;
-    int nb = (r->nt + BS - 1) / BS, nq = (r->nt - 64 + 15) / 16, l, i, h;
+    int nb = (r->nt + BS - 1) / BS, nq = (r->nt - 64 + 15) / 16, nx = n_sink + n_win, l, i, h, t;
     size_t row = (size_t)r->nh * r->d, kpage, vpage, kbytes = 0, vbytes = 0, n = 0;
+    size_t x_seq = (size_t)r->nh * (nx > 0 ? nx : 1) * r->d; /* exact elements per query sequence */
     int64_t *slots = (int64_t *)malloc((size_t)r->nt * sizeof(int64_t));
     int32_t *bt = (int32_t *)malloc((size_t)nq * nb * sizeof(int32_t)), *lens = (int32_t *)malloc(nq * sizeof(int32_t));
+    int32_t *xlens = (int32_t *)malloc(nq * sizeof(int32_t));
+    uint16_t *xk = (uint16_t *)malloc(nq * x_seq * sizeof(uint16_t)), *xv = (uint16_t *)malloc(nq * x_seq * sizeof(uint16_t));
     float *q = (float *)malloc(nq * row * sizeof(float)), *out = (float *)malloc(nq * row * sizeof(float));
     float *kd = (float *)malloc((size_t)r->nt * row * sizeof(float)), oref[256], od[256];
+    float *kmix = (float *)malloc((size_t)r->nt * row * sizeof(float)); /* decoded keys, exact ones as fp16 */
     void *kcache = NULL, *vcache = NULL;
     memset(&ap, 0, sizeof ap);
     ap.cache.n_blocks = nb, ap.cache.block_size = BS, ap.cache.n_kv_heads = r->nh;
     ap.n_seqs = nq, ap.n_q_heads = r->nh, ap.max_blocks_per_seq = nb;
+    ap.max_exact = nx, ap.exact_k = xk, ap.exact_v = xv, ap.exact_lens = xlens;
     *err = *top1 = 0;
-    CHECK(slots && bt && lens && q && out && kd);
+    CHECK(slots && bt && lens && xlens && xk && xv && q && out && kd && kmix);
     CHECK_OK(kvtc_codec_create(&kp, &kc));
     CHECK_OK(kvtc_codec_create(&vp, &vc));
     CHECK_OK(kvtc_cache_bytes(kc, &ap.cache, &kpage, &kbytes));
     CHECK_OK(kvtc_cache_bytes(vc, &ap.cache, &vpage, &vbytes));
     CHECK((kcache = malloc(kbytes)) && (vcache = malloc(vbytes)));
-    for (i = 0; i < r->nt; ++i) slots[i] = i;
+    for (i = 0; i < r->nt; ++i) slots[i] = i < r->nt - n_sink ? i : -1;
     for (i = 0; i < nq * nb; ++i) bt[i] = i % nb;
     for (l = 0; l < r->nl; ++l) {
         const float *kl = r->k + (size_t)l * r->nt * row, *vl = r->v + (size_t)l * r->nt * row;
-        CHECK_OK(kvtc_cache_write(kc, &ap.cache, kl, (size_t)r->nt, slots, kcache, kbytes));
-        CHECK_OK(kvtc_cache_write(vc, &ap.cache, vl, (size_t)r->nt, slots, vcache, vbytes));
-        CHECK_OK(kvtc_cache_read(kc, &ap.cache, kcache, kbytes, (size_t)r->nt, slots, kd, (size_t)r->nt * row));
+        /* tokens n_sink.. into slots 0.. */
+        CHECK_OK(kvtc_cache_write(kc, &ap.cache, kl + (size_t)n_sink * row, (size_t)(r->nt - n_sink), slots, kcache, kbytes));
+        CHECK_OK(kvtc_cache_write(vc, &ap.cache, vl + (size_t)n_sink * row, (size_t)(r->nt - n_sink), slots, vcache, vbytes));
+        CHECK_OK(kvtc_cache_read(kc, &ap.cache, kcache, kbytes, (size_t)(r->nt - n_sink), slots, kd + (size_t)n_sink * row,
+                                 (size_t)(r->nt - n_sink) * row));
         for (i = 0; i < nq; ++i) {
-            lens[i] = 64 + 16 * i + 1;
-            memcpy(q + i * row, kl + (size_t)(lens[i] - 1) * row, row * sizeof(float));
+            const int len = 64 + 16 * i + 1;
+            lens[i] = len - nx; /* compressed: n_sink .. len - n_win - 1 */
+            xlens[i] = nx;
+            memcpy(q + i * row, kl + (size_t)(len - 1) * row, row * sizeof(float));
+            for (h = 0; h < r->nh; ++h)
+                for (t = 0; t < nx; ++t) { /* exact: 0 .. n_sink - 1, then len - n_win .. len - 1 */
+                    const size_t src = (size_t)(t < n_sink ? t : len - nx + t) * row + (size_t)h * r->d;
+                    size_t j, dst = (size_t)i * x_seq + ((size_t)h * nx + t) * r->d;
+                    for (j = 0; j < (size_t)r->d; ++j)
+                        xk[dst + j] = kvtc_f32_to_f16(kl[src + j]), xv[dst + j] = kvtc_f32_to_f16(vl[src + j]);
+                }
         }
         CHECK_OK(kvtc_attn_decode(kc, vc, &ap, q, kcache, kbytes, vcache, vbytes, bt, lens, out, nq * row));
         for (i = 0; i < nq; ++i)
             for (h = 0; h < r->nh; ++h) {
                 const float *qh = q + i * row + (size_t)h * r->d, *oh = out + i * row + (size_t)h * r->d;
+                const int len = lens[i] + nx;
                 double e = 0, nn = 0;
                 int t_ref, t_dec, j;
-                real_attend(qh, kl + (size_t)h * r->d, vl + (size_t)h * r->d, lens[i], r->d, row, oref, &t_ref);
-                real_attend(qh, kd + (size_t)h * r->d, vl + (size_t)h * r->d, lens[i], r->d, row, od, &t_dec);
+                for (t = 0; t < len; ++t) /* the keys this attention reads */
+                    for (j = 0; j < r->d; ++j) {
+                        const size_t at = (size_t)t * row + (size_t)h * r->d + j;
+                        kmix[at] = t < n_sink || t >= len - n_win ? kvtc_f16_to_f32(kvtc_f32_to_f16(kl[at])) : kd[at];
+                    }
+                real_attend(qh, kl + (size_t)h * r->d, vl + (size_t)h * r->d, len, r->d, row, oref, &t_ref);
+                real_attend(qh, kmix + (size_t)h * r->d, vl + (size_t)h * r->d, len, r->d, row, od, &t_dec);
                 for (j = 0; j < r->d; ++j) e += (oh[j] - oref[j]) * (oh[j] - oref[j]), nn += oref[j] * oref[j];
                 *err += sqrt(e / nn), *top1 += t_ref == t_dec, ++n;
             }
     }
     *err /= n, *top1 /= n;
     kvtc_codec_destroy(kc), kvtc_codec_destroy(vc);
-    free(slots), free(bt), free(lens), free(q), free(out), free(kd), free(kcache), free(vcache);
+    free(slots), free(bt), free(lens), free(xlens), free(xk), free(xv), free(q), free(out), free(kd), free(kmix);
+    free(kcache), free(vcache);
     return T_PASS;
 }
 
@@ -244,7 +271,7 @@ static int test_real_attention(void) {
         int kb = i == 1 ? 2 : 4, nc = i == 2 ? -1 : 0;
         kvtc_codec_params kp = real_params(r.d, KVTC_METHOD_TQ_MSE, kb, nc);
         kvtc_codec_params vp = real_params(r.d, i == 3 ? KVTC_METHOD_AFFINE : KVTC_METHOD_TQ_MSE, kb, nc);
-        st = real_attention(&r, kp, vp, &err[i], &top1[i]);
+        st = real_attention(&r, kp, vp, 0, 0, &err[i], &top1[i]);
         if (st != T_PASS) break;
         printf("  K / V %-34s attention rel. error %.4f, argmax agreement %.4f\n", names[i], err[i], top1[i]);
     }
@@ -253,6 +280,30 @@ static int test_real_attention(void) {
         CHECK(err[1] <= 0.37 && err[1] > 2 * err[0] && top1[1] < top1[0]); /* 0.3201, 0.7958 */
         CHECK(err[2] > 1.2 * err[0]);             /* norm correction pays: 0.1270 without it */
         CHECK(err[3] <= 0.10);                    /* 0.0836 */
+    }
+    free(r.k);
+    return st;
+}
+
+/* The attention sinks and a recent window kept exact (fp16, read in the same softmax through
+ * kvtc_attn_params.exact_*): on real keys and values they must cut the error of low-bit caches. */
+static int test_real_attention_exact(void) {
+    real_kv r;
+    int st = real_load(&r), i;
+    double err[4], top1[4];
+    if (st != T_PASS) return st;
+    for (i = 0; i < 4 && st == T_PASS; ++i) {
+        const int bits = i < 2 ? 2 : 3, exact = i % 2;
+        kvtc_codec_params kp = real_params(r.d, KVTC_METHOD_TQ_MSE, bits, 0);
+        kvtc_codec_params vp = real_params(r.d, KVTC_METHOD_TQ_MSE, bits, 0);
+        st = real_attention(&r, kp, vp, exact ? 4 : 0, exact ? 32 : 0, &err[i], &top1[i]);
+        if (st == T_PASS)
+            printf("  K / V TQ %d / TQ %d, %-24s attention rel. error %.4f, argmax agreement %.4f\n", bits, bits,
+                   exact ? "sink 4 + window 32 fp16" : "all compressed", err[i], top1[i]);
+    }
+    if (st == T_PASS) {
+        CHECK(err[1] <= 0.11 && top1[1] >= 0.92 && err[1] < 0.5 * err[0]); /* measured 0.0964, 0.9292 (0.3201) */
+        CHECK(err[3] <= 0.058 && top1[3] >= 0.95 && err[3] < 0.5 * err[2]); /* 0.0503, 0.9556 (0.1675) */
     }
     free(r.k);
     return st;
@@ -524,6 +575,7 @@ static int test_real_kvtc_sink(void) {
 const test_case real_tests[] = {
     {"real_tq_mse", test_real_tq_mse},
     {"real_attention", test_real_attention},
+    {"real_attention_exact", test_real_attention_exact},
     {"real_prod_unbiased", test_real_prod_unbiased},
     {"real_norms", test_real_norms},
     {"real_affine", test_real_affine},
