@@ -255,7 +255,11 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * with d_i = (L_i ^ b_i) - L_i known, so h_N = P^N h_0 + sum_i d_i P^(N-i)
  * mod 2^64: a sum, reduced by blocks and one integer atomicAdd per block
  * (exact, so the order does not matter). Ten kernels, ~25 bytes of memory
- * traffic per record byte.
+ * traffic per record byte. A call of many records (each at most 1/16 of the
+ * call's bytes: per head, per layer) runs one block per record instead
+ * (kvtc__k_tcg_fnv_rec): tiles of 32 KiB in order, the low byte at each
+ * tile's start known exactly, the eight rounds on registers, one read of
+ * each byte.
  *
  * Per-stage timing: pass a kvtc_cuda_tc_timing whose events the caller
  * created; the launcher records one event before the first and one after
@@ -2499,6 +2503,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * or two fp16 along k), tiles of 128 x BN x 32 words; rows past M or N are
  * zero-filled by cp.async, the k extent is padded with zeros in memory. */
 #define KVTC__TCG_SEG 4096    /* checksum segment: 128 threads x 32 bytes */
+#define KVTC__TCG_PW 1024     /* index-stream words per pack / unpack block */
 #define KVTC__TCG_NA_ALIGN 128 /* n_active padding */
 #define KVTC__TCG_LDS 36       /* shared-memory row stride of GEMM tiles, words: conflict-free fragment loads */
 #define KVTC__TCG_NOUNI 0xffffu
@@ -2561,6 +2566,7 @@ struct kvtc__tcg_args {
     const long long *positions;
     const int *block_table;
     double2 *rope_tab; /* [n][rd/2] (cos, sin) of every token's angles */
+    long long *rows;   /* [n] cache row (block * block_size + offset) of every token, -1 for a bad block id */
     const float *x_in;
     float *x_out;
     unsigned char *rec; /* records (decompress: only read) */
@@ -2925,8 +2931,19 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_rope_table(kvtc__tcg_args a) 
     a.rope_tab[i] = make_double2(cos(ang), sin(ang));
 }
 
+/* kvtc__k_tcg_rows   grid ceil(n / 256), block 256: the cache row of every token of the call (block table
+ * lookup and division once per token, not once per layer, head and coordinate pair).
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 20 regs, no smem; 0 spills */
+__global__ void __launch_bounds__(256) kvtc__k_tcg_rows(kvtc__tcg_args a) {
+    const long long t = (long long)blockIdx.x * 256 + threadIdx.x;
+    if (t >= a.n) return;
+    const long long tok = a.start + t;
+    const int pg = a.block_table[tok / a.bs];
+    a.rows[t] = pg < 0 || pg >= a.n_blocks ? -1 : (long long)pg * a.bs + tok % a.bs;
+}
+
 /* kvtc__k_tcg_gather   CPU twin: (caller's gather) + kvtc_rope_remove + kvtc_tc_encode's centring and fp16 rows
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 52 regs, no smem; 0 spills
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 48 regs, no smem; 0 spills
  * grid (ceil(dim/2 / 256) or 1, ceil(n / tpb) capped at 65535 (strided), n_groups), block 256; one thread per
  * coordinate pair of a token (tpb tokens per block when dim/2 < 256). Keys: RoPE pairs in double.
  * Coded tokens: x - mu into A; sink/window tokens: fp16 into the record; NaN/Inf and fp16 overflow flagged per token. */
@@ -2951,6 +2968,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int 
     unsigned char *rec = a.rec + cl.rec;
     const float mu0 = a.mean[(long long)g * a.p + c0], mu1 = a.mean[(long long)g * a.p + c1];
     const void *src = kind ? a.cv : a.ck;
+    const long long lbase = (long long)layer * a.layer_stride + (long long)head * a.hd;
     for (long long t = (long long)blockIdx.y * tpb + lt; t < a.n; t += (long long)gridDim.y * tpb) {
         float v0 = 0.0f, v1 = 0.0f;
         unsigned fl = 0;
@@ -2959,13 +2977,11 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int 
             v0 = x[c0];
             v1 = x[c1];
         } else {
-            const long long tok = a.start + t;
-            const int pg = a.block_table[tok / a.bs];
-            if (pg < 0 || pg >= a.n_blocks) {
+            const long long row = a.rows[t];
+            if (row < 0) {
                 fl = 4;
             } else {
-                const long long base = (long long)layer * a.layer_stride +
-                                       ((long long)pg * a.bs + tok % a.bs) * a.tok_stride + (long long)head * a.hd;
+                const long long base = lbase + row * a.tok_stride;
                 v0 = kvtc__load(src, base + j0, a.dtype);
                 v1 = kvtc__load(src, base + j1, a.dtype);
             }
@@ -3284,61 +3300,89 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_fit(kvtc__tcg_args a) {
     }
 }
 
-/* kvtc__k_tcg_pack   CPU twin: kvtc__tc_quantize + kvtc__pack_var_u16
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 32 regs, 8160 B static smem (codebook boundaries); 0 spills
- * grid (ceil(max words / 256), n_groups), block 256: one thread per 32-bit word of a record's index stream
- * (stream bits [32w, 32w + 32)); it finds the first field by binary search over the components' bit offsets,
- * quantizes every field that touches the word (codebook boundaries in shared memory) and writes the
- * word's bytes (the last word only up to the stream's end). */
-__global__ void __launch_bounds__(256) kvtc__k_tcg_pack(kvtc__tcg_args a) {
-    __shared__ float s_bnd[8 * 255];
-    for (int i = threadIdx.x; i < 8 * 255; i += 256) s_bnd[i] = a.bnd[i];
-    __syncthreads();
-    const int g = blockIdx.y;
-    const kvtc__tcg_group gr = a.groups[g];
-    const long long R = gr.row_bits, nbits = a.m * R, w = (long long)blockIdx.x * 256 + threadIdx.x;
-    if (R == 0 || w * 32 >= nbits) return;
-    const kvtc__tcg_call cl = a.call[g];
-    const kvtc__tcg_comp *comps = a.comps + (long long)g * a.na_pad;
-    const float4 *cp = a.cpar + (long long)g * a.na_pad;
-    const float *Z = (const float *)a.Z + (long long)g * a.m * a.na_pad;
-    const unsigned *fl = a.tokflag + (long long)g * a.n + a.ns;
-    const long long s0 = w * 32;
-    long long t = s0 / R;
-    const int off = (int)(s0 - t * R);
-    int lo = 0, hi = gr.na - 1;
+/* Index of the field (token t, active component j), f = t * na + j, that holds bit `bit` of a record's index stream. */
+static __device__ long long kvtc__tcg_field_at(const kvtc__tcg_comp *comps, int na, long long R, long long bit) {
+    const long long t = bit / R;
+    const int off = (int)(bit - t * R);
+    int lo = 0, hi = na - 1;
     while (lo < hi) {
         const int mid = (lo + hi + 1) >> 1;
         if (comps[mid].bitpos <= off) lo = mid;
         else hi = mid - 1;
     }
-    int j = lo, pos = comps[j].bitpos - off;
-    unsigned long long word = 0;
-    while (pos < 32) {
+    return t * na + lo;
+}
+
+/* The field 256 further on: f += 256 as (t, j), with 256 = dq * na + dr. */
+static __device__ __forceinline__ void kvtc__tcg_step(long long *t, int *j, int na, int dq, int dr) {
+    *t += dq;
+    *j += dr;
+    if (*j >= na) {
+        *j -= na;
+        ++*t;
+    }
+}
+
+/* kvtc__k_tcg_pack   CPU twin: kvtc__tc_quantize + kvtc__pack_var_u16
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 32 regs, 12272 B static smem (boundaries, the block's words); 0 spills
+ * grid (ceil(max words / KVTC__TCG_PW), n_groups), block 256: a block owns KVTC__TCG_PW 32-bit words of a
+ * record's index stream, bits [b0, b1). Its threads take the fields that touch those bits in stream order
+ * (f = t * na + j, consecutive threads on consecutive fields: coalesced reads of Z), quantize each (codebook
+ * boundaries in shared memory) and OR it into the block's words in shared memory, which are then stored (the
+ * last word only up to the stream's end). A field cut by b1 is completed by the next block. */
+__global__ void __launch_bounds__(256) kvtc__k_tcg_pack(kvtc__tcg_args a) {
+    __shared__ float s_bnd[8 * 255];
+    __shared__ unsigned s_w[KVTC__TCG_PW];
+    __shared__ long long s_f[2];
+    const int g = blockIdx.y, tid = threadIdx.x;
+    const kvtc__tcg_group gr = a.groups[g];
+    const long long R = gr.row_bits, nbits = a.m * R, b0 = (long long)blockIdx.x * (32 * KVTC__TCG_PW);
+    if (R == 0 || b0 >= nbits) return;
+    const long long b1 = nbits - b0 < 32 * KVTC__TCG_PW ? nbits : b0 + 32 * KVTC__TCG_PW;
+    const kvtc__tcg_call cl = a.call[g];
+    const kvtc__tcg_comp *comps = a.comps + (long long)g * a.na_pad;
+    const float4 *cp = a.cpar + (long long)g * a.na_pad;
+    const float *Z = (const float *)a.Z + (long long)g * a.m * a.na_pad;
+    const unsigned *fl = a.tokflag + (long long)g * a.n + a.ns;
+    const int na = gr.na, dq = 256 / na, dr = 256 - dq * na;
+    for (int i = tid; i < 8 * 255; i += 256) s_bnd[i] = a.bnd[i];
+    for (int i = tid; i < KVTC__TCG_PW; i += 256) s_w[i] = 0;
+    if (tid < 2) s_f[tid] = kvtc__tcg_field_at(comps, na, R, tid ? b1 - 1 : b0);
+    __syncthreads();
+    const long long f1 = s_f[1];
+    long long f = s_f[0] + tid, t = f / na;
+    int j = (int)(f - t * na);
+    for (; f <= f1; f += 256) {
         const kvtc__tcg_comp c = comps[j];
         const float z = (fl[t] & 1u) ? 0.0f : Z[t * a.na_pad + j];
         unsigned q;
         if (c.uidx != KVTC__TCG_NOUNI) {
             const float4 pr = cp[j];
-            float f = floorf(__fadd_rn(__fmul_rn(__fsub_rn(z, pr.x), pr.z), 0.5f));
-            if (!(f > 0.0f)) f = 0.0f;
-            if (f > pr.w) f = pr.w;
-            q = (unsigned)f;
+            float v = floorf(__fadd_rn(__fmul_rn(__fsub_rn(z, pr.x), pr.z), 0.5f));
+            if (!(v > 0.0f)) v = 0.0f;
+            if (v > pr.w) v = pr.w;
+            q = (unsigned)v;
         } else {
             q = kvtc__tcg_cell(s_bnd + (c.width - 1) * 255, c.width, __fmul_rn(z, c.inv_sigma));
         }
-        if (pos >= 0) word |= (unsigned long long)q << pos;
-        else word |= (unsigned long long)q >> (-pos);
-        pos += c.width;
-        if (++j == gr.na) {
-            j = 0;
-            if (++t >= a.m) break;
+        const long long pos = t * R + c.bitpos - b0;
+        if (pos < 0) {
+            atomicOr(&s_w[0], q >> (int)(-pos));
+        } else {
+            const int wi = (int)(pos >> 5), sh = (int)(pos & 31);
+            atomicOr(&s_w[wi], q << sh);
+            if (sh + c.width > 32 && wi + 1 < KVTC__TCG_PW) atomicOr(&s_w[wi + 1], q >> (32 - sh));
         }
+        kvtc__tcg_step(&t, &j, na, dq, dr);
     }
-    unsigned char *dst = a.rec + cl.rec + cl.idx + 4 * w;
-    const long long left = (long long)cl.idx_bytes - 4 * w;
-    const int nb = left < 4 ? (int)left : 4;
-    for (int b = 0; b < nb; ++b) dst[b] = (unsigned char)(word >> (8 * b));
+    __syncthreads();
+    const long long w0 = b0 / 32, left = (long long)cl.idx_bytes - 4 * w0;
+    unsigned char *dst = a.rec + cl.rec + cl.idx + 4 * w0;
+    for (int i = tid; i < (int)((b1 - b0 + 31) / 32); i += 256) {
+        const unsigned word = s_w[i];
+        const int nb = left - 4 * i < 4 ? (int)(left - 4 * i) : 4;
+        for (int b = 0; b < nb; ++b) dst[4 * i + b] = (unsigned char)(word >> (8 * b));
+    }
 }
 
 /* Byte j (0..15) of a 16-byte chunk. */
@@ -3449,6 +3493,86 @@ __global__ void __launch_bounds__(128) kvtc__k_tcg_fnv(kvtc__tcg_args a) {
     }
 }
 
+/* kvtc__k_tcg_fnv_rec   CPU twin: kvtc__tc_checksum (FNV-1a 64 with the checksum field as zero)
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 64 regs, 512 B static smem; 0 spills
+ * grid n_groups, block 1024: one block per record, through it in tiles of 32 KiB (32 bytes per thread), in order.
+ * The low byte of h at a tile's start is known exactly, so the eight rounds of the prefix-XOR scan (see
+ * "Checksum" above) run inside the block, on registers, 4 bytes per 32-bit operation: the products
+ * (x mod 2^k) * 0xb3 < 2^15 of two bytes at a time in 16-bit lanes. Each thread then adds
+ * sum_i d_i P^(N-i) of its bytes (Horner); the block stores the record's sum in acc[g] for
+ * kvtc__k_tcg_fnv_final. For calls of many records; a record in decompress that failed the checks is skipped. */
+__global__ void __launch_bounds__(1024) kvtc__k_tcg_fnv_rec(kvtc__tcg_args a, int decompress) {
+    __shared__ unsigned s_par[2][32];
+    __shared__ unsigned long long s_sum[32];
+    const int g = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    if (decompress && a.gstat[g] != KVTC_OK) return;
+    const kvtc__tcg_call cl = a.call[g];
+    const long long N = (long long)cl.bytes;
+    const unsigned char *rec = a.rec + cl.rec;
+    unsigned lin = 0x25u, buf = 0; /* low byte of the FNV-1a 64 offset basis */
+    unsigned long long sum = 0;
+    for (long long t0 = 0; t0 < N; t0 += 32 * 1024) {
+        const long long rel0 = t0 + 32LL * tid;
+        const int nv = rel0 >= N ? 0 : (N - rel0 < 32 ? (int)(N - rel0) : 32);
+        uint4 v0 = make_uint4(0, 0, 0, 0), v1 = v0;
+        if (nv > 0) v0 = *(const uint4 *)(rec + rel0);
+        if (nv > 16) v1 = *(const uint4 *)(rec + rel0 + 16);
+        unsigned b[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w}, l[8], e[8], lout = lin;
+        if (rel0 == 32) b[4] = b[5] = 0; /* bytes 48..55: the checksum, hashed as zero */
+#pragma unroll
+        for (int i = 0; i < 8; ++i) l[i] = 0;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+            const unsigned mk = 0x01010101u * ((1u << k) - 1u);
+            unsigned par = 0;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                const int nvw = nv - 4 * i; /* bytes of word i that exist */
+                const unsigned vm = nvw >= 4 ? 0x01010101u : nvw <= 0 ? 0u : 0x01010101u & ((1u << (8 * nvw)) - 1u);
+                const unsigned y = (l[i] ^ b[i]) & mk;
+                const unsigned pe = (y & 0x00ff00ffu) * 0xb3u, po = ((y >> 8) & 0x00ff00ffu) * 0xb3u;
+                unsigned x = (((pe >> k) & 0x00010001u) | (((po >> k) & 0x00010001u) << 8)) ^ ((b[i] >> k) & 0x01010101u);
+                x &= vm;
+                x ^= x << 8; /* inclusive prefix XOR over the word's bytes, in bit 0 of each */
+                x ^= x << 16;
+                e[i] = x;
+                par ^= x >> 24;
+            }
+            const unsigned bal = __ballot_sync(KVTC__FULL, par & 1u);
+            if (lane == 0) s_par[buf][warp] = __popc(bal) & 1u;
+            __syncthreads();
+            const unsigned wb = __ballot_sync(KVTC__FULL, s_par[buf][lane]);
+            buf ^= 1u;
+            unsigned c = ((lin >> k) & 1u) ^ (__popc(wb & ((1u << warp) - 1u)) & 1u) ^ (__popc(bal & ((1u << lane) - 1u)) & 1u);
+            lout ^= (__popc(wb) & 1u) << k;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                l[i] |= (((e[i] << 8) ^ (c * 0x01010101u)) & 0x01010101u) << k; /* exclusive: L before each byte */
+                c ^= (e[i] >> 24) & 1u;
+            }
+        }
+        if (nv > 0) {
+            unsigned long long H = 0;
+#pragma unroll
+            for (int q = 0; q < 32; ++q)
+                if (q < nv) {
+                    const unsigned bq = (b[q >> 2] >> (8 * (q & 3))) & 0xffu, lq = (l[q >> 2] >> (8 * (q & 3))) & 0xffu;
+                    H = H * KVTC__TCG_FNV_P + (unsigned long long)((long long)(lq ^ bq) - (long long)lq);
+                }
+            sum += H * kvtc__tcg_fnv_pow((unsigned long long)(N - (rel0 + nv - 1)));
+        }
+        lin = lout;
+    }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(KVTC__FULL, sum, o);
+    if (lane == 0) s_sum[warp] = sum;
+    __syncthreads();
+    if (warp == 0) {
+        sum = s_sum[lane];
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(KVTC__FULL, sum, o);
+        if (lane == 0) a.acc[g] = sum;
+    }
+}
+
 /* kvtc__k_tcg_fnv_final   grid ceil(n_groups / 128), block 128: h = P^N h0 + acc. Compress: store it and
  * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 24 regs; 0 spills
  * each record's status; decompress: compare with the record's (ERR_CORRUPT if different). */
@@ -3514,45 +3638,74 @@ __global__ void __launch_bounds__(128) kvtc__k_tcg_check(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_unpack   CPU twin: kvtc__unpack_var_u16 + kvtc__tc_dequantize
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 30 regs; 0 spills
- * grid (na_pad / 128, min(m, 65535) strided, n_groups), block 128: one thread per (token, component);
- * fields read bytewise (<= 3 bytes), lo/scale from the record; zeros for padding and failed records. */
-__global__ void __launch_bounds__(128) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
-    const int g = blockIdx.z, j = blockIdx.x * 128 + threadIdx.x;
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 32 regs, 12320 B static smem (centroids, the block's words); 0 spills
+ * grid (ceil(max words / KVTC__TCG_PW), n_groups), block 256: a block owns the fields whose first bit lies in
+ * its KVTC__TCG_PW words of the index stream. It loads those words and the next one into shared memory
+ * (coalesced byte loads), then its threads take consecutive fields (coalesced stores of Z-hat); lo/scale from
+ * the record, the N(0,1) centroids in shared memory. The padding columns na..na_pad-1 of the rows that start
+ * in its words are zeroed. Records that failed the checks are skipped (kvtc__k_tcg_scatter writes nothing
+ * for them). */
+__global__ void __launch_bounds__(256) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
+    __shared__ float s_cent[8 * 256];
+    __shared__ unsigned s_w[KVTC__TCG_PW + 1];
+    __shared__ long long s_f[2];
+    const int g = blockIdx.y, tid = threadIdx.x;
     const kvtc__tcg_group gr = a.groups[g];
+    const long long R = gr.row_bits, nbits = a.m * R, b0 = (long long)blockIdx.x * (32 * KVTC__TCG_PW);
+    if (R == 0 || b0 >= nbits || a.gstat[g] != KVTC_OK) return;
+    const long long b1 = nbits - b0 < 32 * KVTC__TCG_PW ? nbits : b0 + 32 * KVTC__TCG_PW;
     const kvtc__tcg_call cl = a.call[g];
-    const bool ok = a.gstat[g] == KVTC_OK && j < gr.na;
-    kvtc__tcg_comp c;
-    memset(&c, 0, sizeof c);
-    float lo = 0.0f, sc = 0.0f;
-    const unsigned char *rec = a.rec + cl.rec, *idx = rec + cl.idx;
-    if (ok) {
-        c = a.comps[(long long)g * a.na_pad + j];
-        if (c.uidx != KVTC__TCG_NOUNI) {
-            lo = __uint_as_float(kvtc__tcg_ld32(rec + cl.params + 8ull * c.uidx));
-            sc = __uint_as_float(kvtc__tcg_ld32(rec + cl.params + 8ull * c.uidx + 4));
+    const kvtc__tcg_comp *comps = a.comps + (long long)g * a.na_pad;
+    const unsigned char *rec = a.rec + cl.rec, *idx = rec + cl.idx + b0 / 8;
+    const long long nb = (long long)cl.idx_bytes - b0 / 8;
+    const int na = gr.na, dq = 256 / na, dr = 256 - dq * na;
+    for (int i = tid; i < 8 * 256; i += 256) s_cent[i] = a.cent[i];
+    unsigned char *sb = (unsigned char *)s_w;
+    for (int i = tid; i < 4 * (KVTC__TCG_PW + 1); i += 256) sb[i] = i < nb ? idx[i] : 0;
+    if (tid < 2) {
+        long long f = kvtc__tcg_field_at(comps, na, R, tid ? b1 - 1 : b0);
+        if (tid == 0) {
+            const long long t = f / na;
+            if (t * R + comps[f - t * na].bitpos < b0) ++f;
         }
+        s_f[tid] = f;
     }
-    const float *cent = a.cent + (c.width >= 1 && c.width <= 8 ? (c.width - 1) * 256 : 0);
-    const long long nb = (long long)cl.idx_bytes;
-    for (long long t = blockIdx.y; t < a.m; t += gridDim.y) {
-        float v = 0.0f;
-        if (ok) {
-            const long long pos = t * gr.row_bits + c.bitpos, by = pos >> 3;
-            unsigned bits = idx[by];
-            if (by + 1 < nb) bits |= (unsigned)idx[by + 1] << 8;
-            if (by + 2 < nb) bits |= (unsigned)idx[by + 2] << 16;
-            const unsigned qv = (bits >> (pos & 7)) & ((1u << c.width) - 1u);
-            v = c.uidx != KVTC__TCG_NOUNI ? __fadd_rn(lo, __fmul_rn((float)qv, sc)) : __fmul_rn(c.sigma, cent[qv]);
+    __syncthreads();
+    const long long f1 = s_f[1];
+    long long f = s_f[0] + tid, t = f / na;
+    int j = (int)(f - t * na);
+    for (; f <= f1; f += 256) {
+        const kvtc__tcg_comp c = comps[j];
+        const long long pos = t * R + c.bitpos - b0;
+        const int wi = (int)(pos >> 5), sh = (int)(pos & 31);
+        unsigned bits = s_w[wi] >> sh;
+        if (sh) bits |= s_w[wi + 1] << (32 - sh);
+        const unsigned qv = bits & ((1u << c.width) - 1u);
+        float v;
+        if (c.uidx != KVTC__TCG_NOUNI) {
+            const float lo = __uint_as_float(kvtc__tcg_ld32(rec + cl.params + 8ull * c.uidx));
+            const float sc = __uint_as_float(kvtc__tcg_ld32(rec + cl.params + 8ull * c.uidx + 4));
+            v = __fadd_rn(lo, __fmul_rn((float)qv, sc));
+        } else {
+            v = __fmul_rn(c.sigma, s_cent[(c.width - 1) * 256 + qv]);
         }
         const long long o = ((long long)g * a.m + t) * a.na_pad + j;
         if (a.mode == KVTC_CUDA_TC_GEMM_F16) ((__half *)a.Z)[o] = __float2half_rn(v);
         else ((float *)a.Z)[o] = v;
+        kvtc__tcg_step(&t, &j, na, dq, dr);
+    }
+    /* rows t with t * R in [b0, b1): their padding columns */
+    const int pad = a.na_pad - na;
+    const long long r0 = (b0 + R - 1) / R, nr = (b1 - 1) / R + 1 - r0;
+    for (long long i = tid; i < nr * pad; i += 256) {
+        const long long o = ((long long)g * a.m + r0 + i / pad) * a.na_pad + na + i % pad;
+        if (a.mode == KVTC_CUDA_TC_GEMM_F16) ((__half *)a.Z)[o] = __float2half_rn(0.0f);
+        else ((float *)a.Z)[o] = 0.0f;
     }
 }
 
 /* kvtc__k_tcg_scatter   CPU twin: kvtc_tc_decode's copy-out + kvtc_rope_apply + the caller's scatter
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 48 regs; 0 spills
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 40 regs; 0 spills
  * grid and threads as kvtc__k_tcg_gather: coded tokens from X-hat, sink/window tokens from the record's
  * fp16 rows; keys get RoPE back (double); written to the cache in its dtype (or to d_x). Failed records
  * write nothing. */
@@ -3577,6 +3730,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_scatter(kvtc__tcg_args a, int
     const kvtc__tcg_call cl = a.call[g];
     const unsigned char *rec = a.rec + cl.rec;
     void *dst = kind ? a.wv : a.wk;
+    const long long lbase = (long long)layer * a.layer_stride + (long long)head * a.hd;
     for (long long t = (long long)blockIdx.y * tpb + lt; t < a.n; t += (long long)gridDim.y * tpb) {
         float v0, v1;
         if (t < a.ns || t >= a.n - a.nw) {
@@ -3595,15 +3749,13 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_scatter(kvtc__tcg_args a, int
             x[c1] = v1;
             continue;
         }
-        const long long tok = a.start + t;
-        const int pg = a.block_table[tok / a.bs];
-        if (pg < 0 || pg >= a.n_blocks) {
+        const long long row = a.rows[t];
+        if (row < 0) {
             atomicOr(&a.gflag[g], 4u);
             continue;
         }
         if (rot) kvtc__tcg_rope(a.rope_tab[t * a.rd_half + slot], 1.0, &v0, &v1);
-        const long long base = (long long)layer * a.layer_stride + ((long long)pg * a.bs + tok % a.bs) * a.tok_stride +
-                               (long long)head * a.hd;
+        const long long base = lbase + row * a.tok_stride;
         kvtc__store(dst, base + j0, a.dtype, v0);
         kvtc__store(dst, base + j1, a.dtype, v1);
     }
@@ -3739,13 +3891,14 @@ static kvtc__tcg_geo kvtc__tcg_host_geo(const kvtc_cuda_tc *plan, int g, size_t 
 }
 
 typedef struct kvtc__tcg_ws {
-    size_t call, flags, flags_bytes, tokflag, gflag, acc, gstat, cpar, A, Z, L, par, rope, bytes, rec_total;
+    size_t call, flags, flags_bytes, tokflag, gflag, acc, gstat, cpar, A, Z, L, par, rope, rows, bytes, rec_total;
     long long nseg, max_words, m, ns, nw;
+    int fnv_per_record; /* kvtc__k_tcg_fnv_rec when every record is at most 1/16 of the call's bytes */
 } kvtc__tcg_ws;
 
 static kvtc_status kvtc__tcg_ws_of(const kvtc_cuda_tc *plan, size_t n, kvtc__tcg_ws *w) {
     const size_t G = (size_t)plan->n_groups, es = plan->params.gemm == KVTC_CUDA_TC_GEMM_F16 ? 2 : 4;
-    size_t off = 0, a, b, gm;
+    size_t off = 0, a, b, gm, max_rec = 0;
     int g;
     if (n < 1 || n > 0xffffffffu) return KVTC_ERR_ARG;
     memset(w, 0, sizeof *w);
@@ -3754,6 +3907,7 @@ static kvtc_status kvtc__tcg_ws_of(const kvtc_cuda_tc *plan, size_t n, kvtc__tcg
         const long long words = (long long)((geo.m * (unsigned long long)plan->tcs[g]->row_bits + 31) / 32);
         if (geo.bytes > (size_t)-1 / 2 || w->rec_total > (size_t)-1 / 2) return KVTC_ERR_OVERFLOW;
         w->rec_total += (size_t)((geo.bytes + 15) & ~15ull);
+        if (geo.bytes > max_rec) max_rec = (size_t)geo.bytes;
         w->nseg += (long long)((geo.bytes + KVTC__TCG_SEG - 1) / KVTC__TCG_SEG);
         if (words > w->max_words) w->max_words = words;
         w->m = (long long)geo.m;
@@ -3761,6 +3915,7 @@ static kvtc_status kvtc__tcg_ws_of(const kvtc_cuda_tc *plan, size_t n, kvtc__tcg
         w->nw = (long long)geo.nw;
     }
     if (w->nseg > 0x7fffffffLL) return KVTC_ERR_OVERFLOW;
+    w->fnv_per_record = max_rec <= w->rec_total / 16;
     if (!kvtc__tcg_mul(G, (size_t)w->m, &gm)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_take(&off, G * sizeof(kvtc__tcg_call), &w->call)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_mul(G * 4, n, &a)) return KVTC_ERR_OVERFLOW;
@@ -3779,6 +3934,7 @@ static kvtc_status kvtc__tcg_ws_of(const kvtc_cuda_tc *plan, size_t n, kvtc__tcg
     if (!kvtc__tcg_take(&off, 8 * (size_t)w->nseg, &w->par)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_mul(n, (size_t)(plan->params.rope.rotary_dim / 2) * 16, &a) || !kvtc__tcg_take(&off, a, &w->rope))
         return KVTC_ERR_OVERFLOW;
+    if (!kvtc__tcg_mul(n, 8, &a) || !kvtc__tcg_take(&off, a, &w->rows)) return KVTC_ERR_OVERFLOW;
     w->bytes = off;
     return KVTC_OK;
 }
@@ -3877,16 +4033,21 @@ static kvtc_status kvtc__tcg_gemm(const kvtc_cuda_tc *plan, const kvtc__tcg_ws *
     if (mode == KVTC_CUDA_TC_GEMM_EXACT) {
         const dim3 grid((unsigned)((m + 63) / 64), (unsigned)((ga.N + 63) / 64), (unsigned)plan->n_groups);
         kvtc__k_tcg_gemm_exact<<<grid, 256, 0, stream>>>(ga);
+    } else if (mode == KVTC_CUDA_TC_GEMM_TF32X3 && ga.N <= 128) { /* p = 128: BN = 64 for two blocks per SM */
+        const int smem = (2 * 128 + 2 * 2 * 64) * KVTC__TCG_LDS * 4;
+        const dim3 grid((unsigned)((m + 127) / 128), (unsigned)((ga.N + 63) / 64), (unsigned)plan->n_groups);
+        KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_tcg_gemm<0, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        kvtc__k_tcg_gemm<0, 2><<<grid, 256, smem, stream>>>(ga);
     } else if (mode == KVTC_CUDA_TC_GEMM_TF32X3) {
         const int smem = (2 * 128 + 2 * 2 * 128) * KVTC__TCG_LDS * 4;
         const dim3 grid((unsigned)((m + 127) / 128), (unsigned)((ga.N + 127) / 128), (unsigned)plan->n_groups);
         KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_tcg_gemm<0, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         kvtc__k_tcg_gemm<0, 4><<<grid, 256, smem, stream>>>(ga);
     } else if (ga.N <= 128) {
-        const int smem = (3 * 128 + 3 * 128) * KVTC__TCG_LDS * 4;
-        const dim3 grid((unsigned)((m + 127) / 128), (unsigned)((ga.N + 127) / 128), (unsigned)plan->n_groups);
-        KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_tcg_gemm<1, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-        kvtc__k_tcg_gemm<1, 4><<<grid, 256, smem, stream>>>(ga);
+        const int smem = (3 * 128 + 3 * 64) * KVTC__TCG_LDS * 4;
+        const dim3 grid((unsigned)((m + 127) / 128), (unsigned)((ga.N + 63) / 64), (unsigned)plan->n_groups);
+        KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_tcg_gemm<1, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        kvtc__k_tcg_gemm<1, 2><<<grid, 256, smem, stream>>>(ga);
     } else {
         const int smem = (3 * 128 + 3 * 256) * KVTC__TCG_LDS * 4;
         const dim3 grid((unsigned)((m + 127) / 128), (unsigned)((ga.N + 255) / 256), (unsigned)plan->n_groups);
@@ -3988,6 +4149,7 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     a.L = ws + w.L;
     a.par = ws + w.par;
     a.rope_tab = (double2 *)(ws + w.rope);
+    a.rows = (long long *)(ws + w.rows);
     a.nseg = w.nseg;
     a.status = d_status;
     hp = plan->dim / 2;
@@ -4012,6 +4174,10 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
         kvtc__k_tcg_rope_table<<<(unsigned)((a.n * a.rd_half + 255) / 256), 256, 0, stream>>>(a);
         KVTC__TCG_LAUNCHED();
     }
+    if (!flat) {
+        kvtc__k_tcg_rows<<<(unsigned)((a.n + 255) / 256), 256, 0, stream>>>(a);
+        KVTC__TCG_LAUNCHED();
+    }
     if (!decompress) {
         kvtc__k_tcg_gather<<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
         KVTC__TCG_LAUNCHED();
@@ -4027,7 +4193,8 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
         KVTC__TCG_LAUNCHED();
         KVTC__TCG_MARK(3);
         if (w.m > 0 && w.max_words > 0) {
-            kvtc__k_tcg_pack<<<dim3((unsigned)((w.max_words + 255) / 256), (unsigned)a.G), 256, 0, stream>>>(a);
+            kvtc__k_tcg_pack<<<dim3((unsigned)((w.max_words + KVTC__TCG_PW - 1) / KVTC__TCG_PW), (unsigned)a.G), 256, 0,
+                               stream>>>(a);
             KVTC__TCG_LAUNCHED();
         }
         KVTC__TCG_MARK(4);
@@ -4038,15 +4205,19 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
             kvtc__k_tcg_check<<<gg, 128, 0, stream>>>(a);
             KVTC__TCG_LAUNCHED();
         }
-        kvtc__k_tcg_fnv<0><<<ns, 128, 0, stream>>>(a);
-        kvtc__k_tcg_fnv<1><<<ns, 128, 0, stream>>>(a);
-        kvtc__k_tcg_fnv<2><<<ns, 128, 0, stream>>>(a);
-        kvtc__k_tcg_fnv<3><<<ns, 128, 0, stream>>>(a);
-        kvtc__k_tcg_fnv<4><<<ns, 128, 0, stream>>>(a);
-        kvtc__k_tcg_fnv<5><<<ns, 128, 0, stream>>>(a);
-        kvtc__k_tcg_fnv<6><<<ns, 128, 0, stream>>>(a);
-        kvtc__k_tcg_fnv<7><<<ns, 128, 0, stream>>>(a);
-        kvtc__k_tcg_fnv<8><<<ns, 128, 0, stream>>>(a);
+        if (w.fnv_per_record) {
+            kvtc__k_tcg_fnv_rec<<<(unsigned)a.G, 1024, 0, stream>>>(a, decompress);
+        } else {
+            kvtc__k_tcg_fnv<0><<<ns, 128, 0, stream>>>(a);
+            kvtc__k_tcg_fnv<1><<<ns, 128, 0, stream>>>(a);
+            kvtc__k_tcg_fnv<2><<<ns, 128, 0, stream>>>(a);
+            kvtc__k_tcg_fnv<3><<<ns, 128, 0, stream>>>(a);
+            kvtc__k_tcg_fnv<4><<<ns, 128, 0, stream>>>(a);
+            kvtc__k_tcg_fnv<5><<<ns, 128, 0, stream>>>(a);
+            kvtc__k_tcg_fnv<6><<<ns, 128, 0, stream>>>(a);
+            kvtc__k_tcg_fnv<7><<<ns, 128, 0, stream>>>(a);
+            kvtc__k_tcg_fnv<8><<<ns, 128, 0, stream>>>(a);
+        }
         KVTC__TCG_LAUNCHED();
         kvtc__k_tcg_fnv_final<<<gg, 128, 0, stream>>>(a, decompress);
         KVTC__TCG_LAUNCHED();
@@ -4055,9 +4226,9 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
             return KVTC_OK;
         }
         KVTC__TCG_MARK(1);
-        if (w.m > 0) {
-            const dim3 grid((unsigned)(plan->na_pad / 128), (unsigned)(w.m < 65535 ? w.m : 65535), (unsigned)a.G);
-            kvtc__k_tcg_unpack<<<grid, 128, 0, stream>>>(a);
+        if (w.m > 0 && w.max_words > 0) {
+            kvtc__k_tcg_unpack<<<dim3((unsigned)((w.max_words + KVTC__TCG_PW - 1) / KVTC__TCG_PW), (unsigned)a.G), 256, 0,
+                                 stream>>>(a);
             KVTC__TCG_LAUNCHED();
         }
         KVTC__TCG_MARK(2);
