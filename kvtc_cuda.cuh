@@ -238,13 +238,13 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * No cuBLAS or other library: the core path needs only the CUDA runtime.
  *
  * Measured (H200, bench/bench_tc_cuda.cu; 32 layers x 8 KV heads x 128, fp16,
- * 1024 tokens, 8x): per head (TF32X3) compress 1.99 ms + decompress 1.71 ms,
- * per layer (F16) 2.23 + 1.81 ms, against a 68 us device-to-device copy of the
- * chunk: the 2 ms target is not met yet. Where the time goes and what is next:
- * see the bench's per-stage table (gather, pack, unpack and scatter run 5-8x
- * above their memory floor: one thread per coordinate pair with 64-bit index
- * arithmetic; the tensor-core GEMM reaches 250-290 TFLOP/s at the paper's
- * shapes, about a third of cuBLAS, and much less at p = 128).
+ * 1024 tokens, 8x): per head compress 0.93 ms + decompress 0.77 ms with F16,
+ * 1.23 + 0.97 ms with TF32X3; per layer (F16) 1.43 + 1.31 ms; the paper's
+ * grouping (p = 65,536, rank 4096, F16, 20x) 2.27 + 2.44 ms; a device-to-device
+ * copy of the chunk takes 68 us. Where the time goes: see the bench's
+ * per-stage table (pack is issue-bound; the tensor-core GEMM reaches 270-300
+ * TFLOP/s at the paper's shapes, about a third of cuBLAS, and much less at
+ * p = 128, where K is 128).
  *
  * Checksum. FNV-1a 64 is one serial chain, h = (h ^ b) * P; on a GPU it runs
  * as a parallel scan. The low 8 bits of h evolve on their own (l' = ((l ^ b)
