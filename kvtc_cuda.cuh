@@ -2740,6 +2740,14 @@ static __device__ __forceinline__ void kvtc__tcg_cp16(unsigned *dst, const void 
     unsigned s = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(bytes) : "memory");
 }
+/* ldmatrix.x4: four 8 x 8 b16 tiles (8 rows of 16 bytes each), row addresses from lanes 0-7, 8-15, 16-23, 24-31;
+ * lane l receives word l % 4 of row l / 4 of each tile: the mma.sync fragment layout, for fp16 pairs and tf32 alike. */
+static __device__ __forceinline__ void kvtc__tcg_ldsm4(unsigned *r, const unsigned *p) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
 static __device__ __forceinline__ void kvtc__tcg_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> static __device__ __forceinline__ void kvtc__tcg_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 static __device__ __forceinline__ void kvtc__tcg_mma_tf32(float *d, const unsigned *a, const unsigned *b) {
@@ -3088,29 +3096,24 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gemm(kvtc__gemm_args a) {
         const unsigned *as = As + st * BM * LDS, *bs = Bs + st * NB * BN * LDS;
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
-            const int kk = ks * 8 + tq;
             unsigned af[4][4], bf[WN][2];
 #pragma unroll
-            for (int mi = 0; mi < 4; ++mi) {
-                const unsigned *p0 = as + (wm + mi * 16 + gq) * LDS + kk;
-                af[mi][0] = p0[0];
-                af[mi][1] = p0[8 * LDS];
-                af[mi][2] = p0[4];
-                af[mi][3] = p0[8 * LDS + 4];
-            }
+            for (int mi = 0; mi < 4; ++mi) /* a0..a3: rows +0/+8, words +0/+4 */
+                kvtc__tcg_ldsm4(af[mi], as + (wm + mi * 16 + (lane & 15)) * LDS + ks * 8 + (lane >> 4) * 4);
 #pragma unroll
-            for (int ni = 0; ni < WN; ++ni) {
-                const unsigned *q0 = bs + (wn + ni * 8 + gq) * LDS + kk;
-                bf[ni][0] = q0[0];
-                bf[ni][1] = q0[4];
+            for (int ni = 0; ni < WN; ni += 2) { /* b0, b1 of n-blocks ni and ni + 1 */
+                unsigned r[4];
+                kvtc__tcg_ldsm4(r, bs + (wn + ni * 8 + (lane & 7) + (lane >> 4) * 8) * LDS + ks * 8 + ((lane >> 3) & 1) * 4);
+                bf[ni][0] = r[0], bf[ni][1] = r[1], bf[ni + 1][0] = r[2], bf[ni + 1][1] = r[3];
             }
             if constexpr (MODE == 0) {
                 unsigned bl[WN][2], ah[4][4], al[4][4];
 #pragma unroll
-                for (int ni = 0; ni < WN; ++ni) {
-                    const unsigned *q0 = bs + (BN + wn + ni * 8 + gq) * LDS + kk;
-                    bl[ni][0] = q0[0];
-                    bl[ni][1] = q0[4];
+                for (int ni = 0; ni < WN; ni += 2) {
+                    unsigned r[4];
+                    kvtc__tcg_ldsm4(r, bs + (BN + wn + ni * 8 + (lane & 7) + (lane >> 4) * 8) * LDS + ks * 8 +
+                                           ((lane >> 3) & 1) * 4);
+                    bl[ni][0] = r[0], bl[ni][1] = r[1], bl[ni + 1][0] = r[2], bl[ni + 1][1] = r[3];
                 }
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi)
@@ -3313,16 +3316,6 @@ static __device__ long long kvtc__tcg_field_at(const kvtc__tcg_comp *comps, int 
     return t * na + lo;
 }
 
-/* The field 256 further on: f += 256 as (t, j), with 256 = dq * na + dr. */
-static __device__ __forceinline__ void kvtc__tcg_step(long long *t, int *j, int na, int dq, int dr) {
-    *t += dq;
-    *j += dr;
-    if (*j >= na) {
-        *j -= na;
-        ++*t;
-    }
-}
-
 /* kvtc__k_tcg_pack   CPU twin: kvtc__tc_quantize + kvtc__pack_var_u16
  * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 32 regs, 12272 B static smem (boundaries, the block's words); 0 spills
  * grid (ceil(max words / KVTC__TCG_PW), n_groups), block 256: a block owns KVTC__TCG_PW 32-bit words of a
@@ -3344,17 +3337,23 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_pack(kvtc__tcg_args a) {
     const float4 *cp = a.cpar + (long long)g * a.na_pad;
     const float *Z = (const float *)a.Z + (long long)g * a.m * a.na_pad;
     const unsigned *fl = a.tokflag + (long long)g * a.n + a.ns;
-    const int na = gr.na, dq = 256 / na, dr = 256 - dq * na;
+    const int na = gr.na, dq = 256 / na, dr = 256 - dq * na; /* f += 256 is (row, j) += (dq, dr) */
     for (int i = tid; i < 8 * 255; i += 256) s_bnd[i] = a.bnd[i];
     for (int i = tid; i < KVTC__TCG_PW; i += 256) s_w[i] = 0;
     if (tid < 2) s_f[tid] = kvtc__tcg_field_at(comps, na, R, tid ? b1 - 1 : b0);
     __syncthreads();
-    const long long f1 = s_f[1];
-    long long f = s_f[0] + tid, t = f / na;
-    int j = (int)(f - t * na);
+    /* 32-bit offsets from the block's first row tb: r (row), rowpos (row start - b0, in bits), zo (into Z);
+     * all stay far below 2^31 (a block spans 32 Kbit, R <= 2^24, na <= R) */
+    const long long f1 = s_f[1], tb = s_f[0] / na;
+    long long f = s_f[0] + tid;
+    int r = (int)(f / na - tb), j = (int)(f % na);
+    int rowpos = (int)(tb * R - b0) + r * (int)R, zo = r * a.na_pad + j;
+    const int dR = dq * (int)R, dz = dq * a.na_pad + dr, wz = a.na_pad - na;
+    Z += tb * a.na_pad;
+    fl += tb;
     for (; f <= f1; f += 256) {
         const kvtc__tcg_comp c = comps[j];
-        const float z = (fl[t] & 1u) ? 0.0f : Z[t * a.na_pad + j];
+        const float z = (fl[r] & 1u) ? 0.0f : Z[zo];
         unsigned q;
         if (c.uidx != KVTC__TCG_NOUNI) {
             const float4 pr = cp[j];
@@ -3365,15 +3364,24 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_pack(kvtc__tcg_args a) {
         } else {
             q = kvtc__tcg_cell(s_bnd + (c.width - 1) * 255, c.width, __fmul_rn(z, c.inv_sigma));
         }
-        const long long pos = t * R + c.bitpos - b0;
+        const int pos = rowpos + c.bitpos;
         if (pos < 0) {
-            atomicOr(&s_w[0], q >> (int)(-pos));
+            atomicOr(&s_w[0], q >> -pos);
         } else {
-            const int wi = (int)(pos >> 5), sh = (int)(pos & 31);
+            const int wi = pos >> 5, sh = pos & 31;
             atomicOr(&s_w[wi], q << sh);
             if (sh + c.width > 32 && wi + 1 < KVTC__TCG_PW) atomicOr(&s_w[wi + 1], q >> (32 - sh));
         }
-        kvtc__tcg_step(&t, &j, na, dq, dr);
+        r += dq;
+        j += dr;
+        rowpos += dR;
+        zo += dz;
+        if (j >= na) {
+            j -= na;
+            ++r;
+            rowpos += (int)R;
+            zo += wz;
+        }
     }
     __syncthreads();
     const long long w0 = b0 / 32, left = (long long)cl.idx_bytes - 4 * w0;
@@ -3671,13 +3679,15 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
         s_f[tid] = f;
     }
     __syncthreads();
-    const long long f1 = s_f[1];
-    long long f = s_f[0] + tid, t = f / na;
-    int j = (int)(f - t * na);
+    const long long f1 = s_f[1], tb = s_f[0] / na; /* 32-bit offsets from row tb, as in kvtc__k_tcg_pack */
+    long long f = s_f[0] + tid;
+    int r = (int)(f / na - tb), j = (int)(f % na);
+    int rowpos = (int)(tb * R - b0) + r * (int)R, zo = r * a.na_pad + j;
+    const int dR = dq * (int)R, dz = dq * a.na_pad + dr, wz = a.na_pad - na;
+    const long long zb = ((long long)g * a.m + tb) * a.na_pad;
     for (; f <= f1; f += 256) {
         const kvtc__tcg_comp c = comps[j];
-        const long long pos = t * R + c.bitpos - b0;
-        const int wi = (int)(pos >> 5), sh = (int)(pos & 31);
+        const int pos = rowpos + c.bitpos, wi = pos >> 5, sh = pos & 31;
         unsigned bits = s_w[wi] >> sh;
         if (sh) bits |= s_w[wi + 1] << (32 - sh);
         const unsigned qv = bits & ((1u << c.width) - 1u);
@@ -3689,10 +3699,18 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
         } else {
             v = __fmul_rn(c.sigma, s_cent[(c.width - 1) * 256 + qv]);
         }
-        const long long o = ((long long)g * a.m + t) * a.na_pad + j;
-        if (a.mode == KVTC_CUDA_TC_GEMM_F16) ((__half *)a.Z)[o] = __float2half_rn(v);
-        else ((float *)a.Z)[o] = v;
-        kvtc__tcg_step(&t, &j, na, dq, dr);
+        if (a.mode == KVTC_CUDA_TC_GEMM_F16) ((__half *)a.Z)[zb + zo] = __float2half_rn(v);
+        else ((float *)a.Z)[zb + zo] = v;
+        r += dq;
+        j += dr;
+        rowpos += dR;
+        zo += dz;
+        if (j >= na) {
+            j -= na;
+            ++r;
+            rowpos += (int)R;
+            zo += wz;
+        }
     }
     /* rows t with t * R in [b0, b1): their padding columns */
     const int pad = a.na_pad - na;
