@@ -238,12 +238,12 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * No cuBLAS or other library: the core path needs only the CUDA runtime.
  *
  * Measured (H200, bench/bench_tc_cuda.cu; 32 layers x 8 KV heads x 128, fp16,
- * 1024 tokens, 8x): per head compress 0.93 ms + decompress 0.77 ms with F16,
- * 1.23 + 0.97 ms with TF32X3; per layer (F16) 1.43 + 1.31 ms; the paper's
- * grouping (p = 65,536, rank 4096, F16, 20x) 2.27 + 2.44 ms; a device-to-device
+ * 1024 tokens, 8x): per head compress 0.96 ms + decompress 0.73 ms with F16,
+ * 1.21 + 0.90 ms with TF32X3; per layer (F16) 1.41 + 1.22 ms; the paper's
+ * grouping (p = 65,536, rank 4096, F16, 20x) 2.15 + 2.29 ms; a device-to-device
  * copy of the chunk takes 68 us. Where the time goes: see the bench's
- * per-stage table (pack is issue-bound; the tensor-core GEMM reaches 270-300
- * TFLOP/s at the paper's shapes, about a third of cuBLAS, and much less at
+ * per-stage table (pack is issue-bound; the tensor-core GEMM reaches 290-320
+ * TFLOP/s at the paper's shapes, under half of cuBLAS, and much less at
  * p = 128, where K is 128).
  *
  * Checksum. FNV-1a 64 is one serial chain, h = (h ^ b) * P; on a GPU it runs
