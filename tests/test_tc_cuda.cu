@@ -362,10 +362,10 @@ static const flat_cfg k_flat[] = {
     {2, 64, 1, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_GAUSSIAN, 128, 0, KVTC_TC_NONE, KVTC_TC_NONE, 0},
     {1, 136, 261, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_GAUSSIAN, 200, 0, KVTC_TC_NONE, KVTC_TC_NONE, 1},
     {4, 32, 129, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_UNIFORM, 40, 4, 1, 1, 1},
-    /* many records (each <= 1/16 of the call): the one-block-per-record checksum; records over 32 KiB (several
+    /* many records (each <= 1/48 of the call): the one-block-per-record checksum; records over 32 KiB (several
        checksum tiles) and index streams of several pack/unpack blocks, odd row widths */
-    {16, 128, 1100, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_GAUSSIAN, 251, 0, 4, 16, 1},
-    {32, 64, 130, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_UNIFORM, 97, 0, KVTC_TC_NONE, 3, 0},
+    {48, 128, 1100, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_GAUSSIAN, 251, 0, 4, 16, 1},
+    {64, 64, 130, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_UNIFORM, 97, 0, KVTC_TC_NONE, 3, 0},
 };
 
 static int test_flat_exact(void) {
