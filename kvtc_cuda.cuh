@@ -238,9 +238,9 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * No cuBLAS or other library: the core path needs only the CUDA runtime.
  *
  * Measured (H200, bench/bench_tc_cuda.cu; 32 layers x 8 KV heads x 128, fp16,
- * 1024 tokens, 8x): per head compress 0.96 ms + decompress 0.73 ms with F16,
- * 1.21 + 0.90 ms with TF32X3; per layer (F16) 1.41 + 1.22 ms; the paper's
- * grouping (p = 65,536, rank 4096, F16, 20x) 2.15 + 2.29 ms; a device-to-device
+ * 1024 tokens, 8x): per head compress 0.90 ms + decompress 0.70 ms with F16,
+ * 1.15 + 0.87 ms with TF32X3; per layer (F16) 1.34 + 1.20 ms; the paper's
+ * grouping (p = 65,536, rank 4096, F16, 20x) 2.14 + 2.30 ms; a device-to-device
  * copy of the chunk takes 68 us. Where the time goes: see the bench's
  * per-stage table (pack is issue-bound; the tensor-core GEMM reaches 290-320
  * TFLOP/s at the paper's shapes, under half of cuBLAS, and much less at
@@ -3035,7 +3035,9 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_padcols(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_gemm<MODE, WN>   CPU twin: kvtc__gemm (projection and reconstruction)
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <0,4> (TF32X3) 141 regs, <1,4> (F16) 134 regs, 110592 B dynamic smem each; <1,8> (F16) 242 regs, 165888 B dynamic smem; 1 block/SM; 0 spills
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <0,4> (TF32X3) 140 regs, 110592 B dynamic smem, 1 block/SM;
+ * <0,2> (TF32X3, N <= 128) 80 regs, 73728 B; <1,2> (F16, N <= 128) 74 regs, 82944 B; <1,8> (F16) 242 regs, 165888 B,
+ * 1 block/SM; 0 spills. Fragments by ldmatrix.x4 (kvtc__tcg_ldsm4).
  * grid (ceil(M/128), ceil(N/BN), n_groups), block 256 (8 warps as 2 x 4, warp tile 64 x 8 WN), BN = 32 WN,
  * tiles of 32 k-words through cp.async (MODE 0: 2 stages of A fp32 + B hi + B lo; MODE 1: 3 stages of A + B),
  * shared rows padded to 36 words (conflict-free fragment loads).
@@ -3323,7 +3325,7 @@ static __device__ long long kvtc__tcg_field_at(const kvtc__tcg_comp *comps, int 
 static __device__ __forceinline__ int kvtc__tcg_jw(int na) { return na > 128 ? 256 : na > 64 ? 128 : na > 32 ? 64 : 32; }
 
 /* kvtc__k_tcg_pack   CPU twin: kvtc__tc_quantize + kvtc__pack_var_u16
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): RES_PACK
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 40 regs, 12272 B static smem (boundaries, the block's words); 0 spills
  * grid (ceil(max words / KVTC__TCG_PW), n_groups), block 256: a block owns KVTC__TCG_PW 32-bit words of a
  * record's index stream, bits [b0, b1): rows rf..rl, from the field that holds bit b0 (component jf of row
  * rf) to the one that holds bit b1 - 1 (jl of row rl). Threads as kvtc__tcg_jw; each field is quantized
@@ -3644,7 +3646,7 @@ __global__ void __launch_bounds__(128) kvtc__k_tcg_check(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_unpack   CPU twin: kvtc__unpack_var_u16 + kvtc__tc_dequantize
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): RES_UNPACK
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 39 regs, 12320 B static smem (centroids, the block's words); 0 spills
  * grid (ceil(max words / KVTC__TCG_PW), n_groups), block 256: a block owns the fields whose first bit lies in
  * its KVTC__TCG_PW words of the index stream, bits [b0, b1). It loads those words and the next one into
  * shared memory (coalesced byte loads); threads as kvtc__tcg_jw (a component's lo/scale or sigma read once

@@ -1015,11 +1015,14 @@ static int test_no_spills(void) {
     const k ks[] = {{(const void *)kvtc__k_tcg_prep_basis, "prep_basis"}, {(const void *)kvtc__k_tcg_geom, "geom"},
                     {(const void *)kvtc__k_tcg_rope_table, "rope_table"}, {(const void *)kvtc__k_tcg_gather, "gather"},
                     {(const void *)kvtc__k_tcg_padcols, "padcols"},
-                    {(const void *)kvtc__k_tcg_gemm<0, 4>, "gemm<TF32X3,4>"}, {(const void *)kvtc__k_tcg_gemm<1, 4>, "gemm<F16,4>"},
-                    {(const void *)kvtc__k_tcg_gemm<1, 8>, "gemm<F16,8>"}, {(const void *)kvtc__k_tcg_gemm_exact, "gemm_exact"},
+                    {(const void *)kvtc__k_tcg_rows, "rows"},
+                    {(const void *)kvtc__k_tcg_gemm<0, 4>, "gemm<TF32X3,4>"}, {(const void *)kvtc__k_tcg_gemm<0, 2>, "gemm<TF32X3,2>"},
+                    {(const void *)kvtc__k_tcg_gemm<1, 2>, "gemm<F16,2>"}, {(const void *)kvtc__k_tcg_gemm<1, 8>, "gemm<F16,8>"},
+                    {(const void *)kvtc__k_tcg_gemm_exact, "gemm_exact"},
                     {(const void *)kvtc__k_tcg_fit, "fit"}, {(const void *)kvtc__k_tcg_pack, "pack"},
                     {(const void *)kvtc__k_tcg_fnv<0>, "fnv<0>"}, {(const void *)kvtc__k_tcg_fnv<5>, "fnv<5>"},
-                    {(const void *)kvtc__k_tcg_fnv<8>, "fnv<8>"}, {(const void *)kvtc__k_tcg_fnv_final, "fnv_final"},
+                    {(const void *)kvtc__k_tcg_fnv<8>, "fnv<8>"}, {(const void *)kvtc__k_tcg_fnv_rec, "fnv_rec"},
+                    {(const void *)kvtc__k_tcg_fnv_final, "fnv_final"},
                     {(const void *)kvtc__k_tcg_check, "check"}, {(const void *)kvtc__k_tcg_unpack, "unpack"},
                     {(const void *)kvtc__k_tcg_scatter, "scatter"}, {(const void *)kvtc__k_tcg_status, "status"}};
     int bad = 0;
