@@ -3359,7 +3359,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_pack(kvtc__tcg_args a) {
         const bool uni = c.uidx != KVTC__TCG_NOUNI;
         float4 pr = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (uni) pr = cp[j];
-        const float *bnd = s_bnd + (c.width - 1) * 255;
+        const float *bnd = uni ? s_bnd : s_bnd + (c.width - 1) * 255; /* codebook widths are 1..8 */
         for (int r = ro; r < nr; r += rs) {
             if ((r == 0 && j < jf) || (r == nr - 1 && j > jl)) continue;
             const float z = (fl[r] & 1u) ? 0.0f : Z[(long long)r * ld + j];
@@ -3692,7 +3692,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
             lo = __uint_as_float(kvtc__tcg_ld32(rec + cl.params + 8ull * c.uidx));
             sc = __uint_as_float(kvtc__tcg_ld32(rec + cl.params + 8ull * c.uidx + 4));
         }
-        const float *cent = s_cent + (c.width - 1) * 256;
+        const float *cent = uni ? s_cent : s_cent + (c.width - 1) * 256; /* codebook widths are 1..8 */
         const unsigned mask = (1u << c.width) - 1u;
         for (int r = ro; r < nr; r += rs) {
             if ((r == 0 && j < jf) || (r == nr - 1 && j > jl)) continue;
