@@ -239,7 +239,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  *
  * Measured (H200, bench/bench_tc_cuda.cu; 32 layers x 8 KV heads x 128, fp16,
  * 1024 tokens, 8x): per head compress 0.90 ms + decompress 0.70 ms with F16,
- * 1.15 + 0.87 ms with TF32X3; per layer (F16) 1.34 + 1.20 ms; the paper's
+ * 1.15 + 0.85 ms with TF32X3; per layer (F16) 1.34 + 1.13 ms; the paper's
  * grouping (p = 65,536, rank 4096, F16, 20x) 2.14 + 2.30 ms; a device-to-device
  * copy of the chunk takes 68 us. Where the time goes: see the bench's
  * per-stage table (pack is issue-bound; the tensor-core GEMM reaches 290-320
@@ -3602,11 +3602,11 @@ __global__ void __launch_bounds__(128) kvtc__k_tcg_fnv_final(kvtc__tcg_args a, i
 }
 
 /* kvtc__k_tcg_check   CPU twin: kvtc_tc_chunk_info + the checks of kvtc_tc_decode
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 39 regs; 0 spills
- * grid ceil(n_groups / 128), block 128, one thread per record: header fields, calibration id, widths
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 32 regs; 0 spills
+ * grid ceil(n_groups / 4), block 128, one warp per record (lanes stride over the widths): header fields, calibration id, widths
  * (each <= 16, summing to row_bits), the length; then what this plan can decode (its own widths and
  * quantizer, this call's n_tokens): else ERR_UNSUPPORTED. The checksum follows (kvtc__k_tcg_fnv*). */
-static __device__ int kvtc__tcg_check_one(const kvtc__tcg_args &a, int g) {
+static __device__ int kvtc__tcg_check_one(const kvtc__tcg_args &a, int g, int lane) {
     const kvtc__tcg_call cl = a.call[g];
     const kvtc__tcg_group gr = a.groups[g];
     const unsigned char *b = a.rec + cl.rec;
@@ -3625,13 +3625,17 @@ static __device__ int kvtc__tcg_check_one(const kvtc__tcg_args &a, int g) {
     if (dim != (unsigned)a.p || rank != (unsigned)gr.rank) return KVTC_ERR_CORRUPT;
     unsigned sum = 0, nu = 0, bad = 0, diff = 0;
     const unsigned char *w = b + KVTC_TC_CHUNK_HEADER_BYTES, *pw = a.widths + (long long)g * a.rank_max;
-    for (unsigned i = 0; i < rank; ++i) {
+    for (unsigned i = lane; i < rank; i += 32) { /* every return above is the same for the whole warp */
         const unsigned x = w[i];
         bad |= x > 16;
         sum += x;
         nu += x > 0 && (q == KVTC_TC_QUANT_UNIFORM || x > 8);
         diff |= x ^ pw[i];
     }
+    sum = __reduce_add_sync(KVTC__FULL, sum); /* rank <= 2^20 widths of <= 255: no overflow */
+    nu = __reduce_add_sync(KVTC__FULL, nu);
+    bad = __reduce_or_sync(KVTC__FULL, bad);
+    diff = __reduce_or_sync(KVTC__FULL, diff);
     if (bad || sum != rb) return KVTC_ERR_CORRUPT;
     if (kvtc__tcg_geom(dim, rank, nu, rb, nt, ns, nw).bytes != rbytes) return KVTC_ERR_CORRUPT;
     if (diff || q != (unsigned)gr.quantizer || nt != (unsigned long long)a.n || ns != (unsigned long long)a.ns ||
@@ -3641,8 +3645,10 @@ static __device__ int kvtc__tcg_check_one(const kvtc__tcg_args &a, int g) {
 }
 
 __global__ void __launch_bounds__(128) kvtc__k_tcg_check(kvtc__tcg_args a) {
-    const int g = blockIdx.x * 128 + threadIdx.x;
-    if (g < a.G) a.gstat[g] = kvtc__tcg_check_one(a, g);
+    const int g = blockIdx.x * 4 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (g >= a.G) return; /* warp-uniform */
+    const int st = kvtc__tcg_check_one(a, g, lane);
+    if (lane == 0) a.gstat[g] = st;
 }
 
 /* kvtc__k_tcg_unpack   CPU twin: kvtc__unpack_var_u16 + kvtc__tc_dequantize
@@ -4215,7 +4221,7 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     {
         const unsigned ns = (unsigned)w.nseg, gg = (unsigned)((a.G + 127) / 128);
         if (decompress) {
-            kvtc__k_tcg_check<<<gg, 128, 0, stream>>>(a);
+            kvtc__k_tcg_check<<<(unsigned)((a.G + 3) / 4), 128, 0, stream>>>(a);
             KVTC__TCG_LAUNCHED();
         }
         if (w.fnv_per_record) {
