@@ -1428,8 +1428,12 @@ struct kvtc__attn_args {
     int n_q_heads, n_kv, gqa, block_size, max_blocks, n_blocks, n_split, blocks_per_split, max_exact, n_part;
     int q_dtype, out_dtype, rotated_output;
     float scale_log2; /* softmax scale * log2(e): scores live in log2 units */
-    /* tensor-core kernel: byte offsets of its shared-memory regions (see kvtc__attn_tc_layout) */
-    unsigned tc_vlut, tc_ring, tc_q, tc_qf, tc_buf, tc_ml;
+    /* tensor-core kernel: byte offsets of its shared-memory regions (see kvtc__attn_tc_layout), 16-token
+     * tiles per block and n / tpb, bytes of one physical block of K and of V (all KV heads) */
+    unsigned tc_klut, tc_vlut, tc_ring, tc_q, tc_qf, tc_buf, tc_ml;
+    int tpb;
+    kvtc__fastdiv div_tpb;
+    long long k_blk_bytes, v_blk_bytes;
 };
 
 static __device__ __forceinline__ void kvtc__cp_async4(void *smem_dst, const void *gmem_src) {
@@ -1466,17 +1470,17 @@ static __device__ void kvtc__rotate_row(const kvtc__dc &c, const float *src_f, c
     }
 }
 
-/* The end of both attention kernels: merge the 4 warps' partials (max M, sum L, unnormalized rotated
+/* The end of both attention kernels: merge the NW warps' partials (max M, sum L, unnormalized rotated
  * output in s_acc [warp][GMAX][D]) in a fixed order, then either rotate back and store the output and LSE,
  * or store this split's normalized partial and LSE (log2 units) for kvtc__k_attn_merge. */
-template <int EPL>
+template <int EPL, int NW>
 static __device__ void kvtc__attn_finish(const kvtc__attn_args &a, const float *s_acc, const float *s_ml, float *s_buf,
                                          int G, int h, int b, int split, int warp, int lane) {
     const int D = EPL * 32, d = a.v.d;
-    for (int g = warp; g < G; g += 4) {
-        float M = -INFINITY, L = 0.0f, wgt[4];
-        for (int w = 0; w < 4; ++w) M = fmaxf(M, s_ml[(w * KVTC__ATTN_GMAX + g) * 2]);
-        for (int w = 0; w < 4; ++w) {
+    for (int g = warp; g < G; g += NW) {
+        float M = -INFINITY, L = 0.0f, wgt[NW];
+        for (int w = 0; w < NW; ++w) M = fmaxf(M, s_ml[(w * KVTC__ATTN_GMAX + g) * 2]);
+        for (int w = 0; w < NW; ++w) {
             const float mw = s_ml[(w * KVTC__ATTN_GMAX + g) * 2];
             wgt[w] = mw == -INFINITY ? 0.0f : exp2f(mw - M);
             L += s_ml[(w * KVTC__ATTN_GMAX + g) * 2 + 1] * wgt[w];
@@ -1485,7 +1489,7 @@ static __device__ void kvtc__attn_finish(const kvtc__attn_args &a, const float *
         float *row = s_buf + warp * D; /* this head's rotated output, normalized */
         for (int i = lane; i < D; i += 32) {
             float o = 0.0f;
-            for (int w = 0; w < 4; ++w) o += wgt[w] * s_acc[(w * KVTC__ATTN_GMAX + g) * D + i];
+            for (int w = 0; w < NW; ++w) o += wgt[w] * s_acc[(w * KVTC__ATTN_GMAX + g) * D + i];
             row[i] = o * inv;
         }
         __syncwarp();
@@ -1807,7 +1811,7 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
         if (lane == 0) s_ml[(warp * KVTC__ATTN_GMAX + g) * 2] = m_run[g], s_ml[(warp * KVTC__ATTN_GMAX + g) * 2 + 1] = l_run[g];
     }
     __syncthreads();
-    kvtc__attn_finish<EPL>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
+    kvtc__attn_finish<EPL, 4>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
 }
 
 /* kvtc__k_attn_merge<EPL>: the n_part partials -> output. grid (n_q_heads, n_seqs), block 32. */
@@ -1862,15 +1866,15 @@ static __device__ __forceinline__ unsigned kvtc__half2_bits(float lo, float hi) 
 /* Pair table of a B-bit codebook in shared memory: for B = 2 and 4, entry e = (code of the first of two
  * consecutive coordinates) | (code of the second) << B holds both centroids as fp16 (first in the low
  * half); for B = 8 entry e holds centroid e in the low half. Every entry is stored 32 times, word
- * e * 32 + lane for lane `lane`, so a warp's lookups never conflict on a bank. */
+ * e * 32 + lane for lane `lane`, so a warp's lookups never conflict on a bank (16 copies, two lanes to
+ * a copy, measured 25% slower at batch 8 / 32K; 8 copies 47%). */
 template <int B>
 struct kvtc__pairs {
     static constexpr int entries = B == 8 ? 256 : 1 << (2 * B);
-    static constexpr int words = entries * 32;
 };
 template <int B>
 static __device__ void kvtc__pairs_fill(unsigned *lut, const float *cent) {
-    /* entries * 8 is a multiple of the block's 128 threads: every lane runs every iteration */
+    /* entries * 8 is a multiple of 32: each warp runs every iteration or none */
     const float mine = B == 8 ? 0.0f : __ldg(cent + ((threadIdx.x & 31) & ((1 << B) - 1)));
     for (int i = threadIdx.x; i < kvtc__pairs<B>::entries * 8; i += blockDim.x) {
         const int e = i >> 3, mask = (1 << B) - 1;
@@ -1879,23 +1883,37 @@ static __device__ void kvtc__pairs_fill(unsigned *lut, const float *cent) {
         ((uint4 *)lut)[i] = make_uint4(v, v, v, v); /* 4 of entry e's 32 lane copies */
     }
 }
-/* Byte offset in a pair table of the entry whose index is the `bits`-bit field of w at bit `pos`, for
- * lane offset lane4 = 4 * lane: (field << 7) | lane4, one shift and one lop3 (pos and bits are
- * constants once the callers' loops are unrolled). */
-static __device__ __forceinline__ unsigned kvtc__lut_ofs(unsigned w, int pos, int bits, unsigned lane4) {
-    const unsigned mask = ((1u << bits) - 1u) << 7;
-    return ((pos <= 7 ? (w << (7 - pos)) : (w >> (pos - 7))) & mask) | lane4;
+/* Shared-window address of the entry in a pair table whose index is the `bits`-bit field of w at bit
+ * `pos`, for lane4 = table address + 4 * lane: field * 128 + lane4. The integer ALU pipe runs at half rate and
+ * is what limits the loop, so the field is isolated with one ALU op (a byte by prmt; a 4-bit field
+ * masked in place in its byte, the byte moved down once for both of its fields) and scaled and placed
+ * by one mad on the FMA pipe (pos and bits are constants once the callers' loops are unrolled). */
+struct kvtc__lane_lut {
+    unsigned lane4; /* the table's shared-window address + 4 * lane */
+    unsigned m128, m8; /* 128 and 8, which the compiler must not see as constants (it would turn x * 2^k + c into ALU ops) */
+};
+static __device__ __forceinline__ unsigned kvtc__lut_ofs(unsigned w, int pos, int bits, const kvtc__lane_lut &t) {
+    if (bits == 8) {
+        const unsigned f = pos == 0 ? w & 0xffu : pos == 24 ? w >> 24 : __byte_perm(w, 0u, 0x4440u | (unsigned)(pos >> 3));
+        return f * t.m128 + t.lane4;
+    }
+    const unsigned u = pos >= 8 ? w >> (pos & ~7) : w; /* bits == 4 */
+    return (pos & 7) ? (u & 0xf0u) * t.m8 + t.lane4 : (u & 0xfu) * t.m128 + t.lane4;
 }
 /* fp16 pair pi (coordinates 2 pi, 2 pi + 1) of the B-bit codes in w[], from this lane's column of the
  * table at lut. */
+static __device__ __forceinline__ unsigned kvtc__lds(unsigned addr) { /* addr: shared window */
+    unsigned v;
+    asm("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(addr));
+    return v;
+}
 template <int B, int N>
-static __device__ __forceinline__ unsigned kvtc__pair(const unsigned (&w)[N], int pi, const unsigned char *lut,
-                                                      unsigned lane4) {
-    if (B == 4) return *(const unsigned *)(lut + kvtc__lut_ofs(w[pi >> 2], 8 * (pi & 3), 8, lane4));
-    if (B == 2) return *(const unsigned *)(lut + kvtc__lut_ofs(w[pi >> 3], 4 * (pi & 7), 4, lane4));
+static __device__ __forceinline__ unsigned kvtc__pair(const unsigned (&w)[N], int pi, const kvtc__lane_lut &t) {
+    if (B == 4) return kvtc__lds(kvtc__lut_ofs(w[pi >> 2], 8 * (pi & 3), 8, t));
+    if (B == 2) return kvtc__lds(kvtc__lut_ofs(w[pi >> 3], 4 * (pi & 7), 4, t));
     /* B == 8: two single-code entries */
-    return __byte_perm(*(const unsigned *)(lut + kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1), 8, lane4)),
-                       *(const unsigned *)(lut + kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1) + 8, 8, lane4)), 0x5410u);
+    return __byte_perm(kvtc__lds(kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1), 8, t)),
+                       kvtc__lds(kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1) + 8, 8, t)), 0x5410u);
 }
 static __device__ __forceinline__ float kvtc__ex2(float x) { /* 2^x, -inf -> 0, results below 2^-126 -> 0 */
     float y;
@@ -1943,30 +1961,45 @@ static __device__ __forceinline__ void kvtc__cp_commit() { asm volatile("cp.asyn
 template <int N>
 static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
-/* Start copying this lane's part of the tile at token offset `off` of physical block `blk` into stage sb
- * (a shared address); a bad block id marks the stage masked. */
+/* This lane's fixed source addresses in page 0 of its KV head h (kvtc__tc_issue adds the tile's page and
+ * token offset): key codes of row g, value codes of row 2t, the norm words of rows g and g + 8. */
+struct kvtc__tc_src {
+    const unsigned char *k, *v, *kn, *vn;
+};
 template <int D, int KB, int VB>
-static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, int blk, int off, int h, int g, int t,
+static __device__ __forceinline__ kvtc__tc_src kvtc__tc_src_of(const kvtc__attn_args &a, int h, int g, int t) {
+    typedef kvtc__tc_stage<D, KB, VB> S;
+    const unsigned char *kp = a.kcache + (long long)h * (long long)a.k.page_bytes;
+    const unsigned char *vp = a.vcache + (long long)h * (long long)a.v.page_bytes;
+    kvtc__tc_src s;
+    s.k = kp + a.k.off_codes + g * (D * KB / 8) + t * S::KBYTES;
+    s.v = vp + a.v.off_codes + 2 * t * (D * VB / 8) + ((g * S::VBYTES) & ~3);
+    s.kn = kp + a.k.off_scales + ((2 * g) & ~3); /* a tile starts at a multiple of 16 tokens */
+    s.vn = vp + a.v.off_scales + ((2 * g) & ~3);
+    return s;
+}
+/* Start copying this lane's part of the tile at token offset `off` (a multiple of 16) of physical block
+ * `blk` into stage sb (a shared address); a bad block id marks the stage masked. */
+template <int D, int KB, int VB>
+static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, const kvtc__tc_src &src, int blk, int off,
                                                       int lane, unsigned sb) {
     typedef kvtc__tc_stage<D, KB, VB> S;
+    constexpr int KROW = D * KB / 8, VROW = D * VB / 8;
     const bool ok = blk >= 0 && blk < a.n_blocks;
     asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sb + S::OK + 4 * lane), "r"((unsigned)ok) : "memory");
     if (!ok) return;
-    const long long pg = (long long)blk * a.n_kv + h;
-    const unsigned char *kp = a.kcache + pg * (long long)a.k.page_bytes, *vp = a.vcache + pg * (long long)a.v.page_bytes;
-    const unsigned char *kc = kp + a.k.off_codes + (size_t)off * (D * KB / 8) + t * S::KBYTES;
-    const unsigned char *vc = vp + a.v.off_codes + (size_t)off * (D * VB / 8) + ((g * S::VBYTES) & ~3);
-    kvtc__cp_async<S::KL>(sb + S::K0 + lane * S::KL, kc + g * (D * KB / 8));
-    kvtc__cp_async<S::KL>(sb + S::K1 + lane * S::KL, kc + (g + 8) * (D * KB / 8));
-    const int rows[4] = {2 * t, 2 * t + 1, 2 * t + 8, 2 * t + 9};
+    const long long kb = (long long)blk * a.k_blk_bytes, vb = (long long)blk * a.v_blk_bytes;
+    const unsigned char *kc = src.k + kb + off * KROW, *vc = src.v + vb + off * VROW;
+    const unsigned char *kn = src.kn + kb + 2 * off, *vn = src.vn + vb + 2 * off;
+    kvtc__cp_async<S::KL>(sb + S::K0 + lane * S::KL, kc);
+    kvtc__cp_async<S::KL>(sb + S::K1 + lane * S::KL, kc + 8 * KROW);
+    constexpr int rows[4] = {0, 1, 8, 9}; /* value rows 2t, 2t + 1, 2t + 8, 2t + 9 */
 #pragma unroll
-    for (int u = 0; u < 4; ++u) kvtc__cp_async<S::VL>(sb + S::V + (u * 32 + lane) * S::VL, vc + rows[u] * (D * VB / 8));
-    /* norms of rows g and g + 8: the aligned words that hold them */
-    const size_t n0 = ((size_t)(off + g) * 2) & ~(size_t)3, n1 = ((size_t)(off + g + 8) * 2) & ~(size_t)3;
-    kvtc__cp_async<4>(sb + S::NORM + 4 * lane, kp + a.k.off_scales + n0);
-    kvtc__cp_async<4>(sb + S::NORM + 128 + 4 * lane, kp + a.k.off_scales + n1);
-    kvtc__cp_async<4>(sb + S::NORM + 256 + 4 * lane, vp + a.v.off_scales + n0);
-    kvtc__cp_async<4>(sb + S::NORM + 384 + 4 * lane, vp + a.v.off_scales + n1);
+    for (int u = 0; u < 4; ++u) kvtc__cp_async<S::VL>(sb + S::V + (u * 32 + lane) * S::VL, vc + rows[u] * VROW);
+    kvtc__cp_async<4>(sb + S::NORM + 4 * lane, kn);
+    kvtc__cp_async<4>(sb + S::NORM + 128 + 4 * lane, kn + 16);
+    kvtc__cp_async<4>(sb + S::NORM + 256 + 4 * lane, vn);
+    kvtc__cp_async<4>(sb + S::NORM + 384 + 4 * lane, vn + 16);
 }
 
 template <int D, int KB, int VB>
@@ -1996,7 +2029,7 @@ static __device__ __forceinline__ float kvtc__half_of(unsigned w, int hi) {
 }
 /* Read this lane's part of a landed stage; n_valid = tokens of the context from the tile's first. */
 template <int D, int KB, int VB>
-static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, int off, int n_valid, int g, int lane,
+static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, int n_valid, int g, int lane,
                                                      kvtc__tile<D, KB, VB> &T) {
     typedef kvtc__tc_stage<D, KB, VB> S;
     const bool ok = *(const unsigned *)(sb + S::OK + 4 * lane) != 0u;
@@ -2010,11 +2043,11 @@ static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, in
     T.ok0 = ok && g < n_valid;
     T.ok1 = ok && g + 8 < n_valid;
     const unsigned *nw = (const unsigned *)(sb + S::NORM) + lane;
-    const int o0 = (off + g) & 1, o1 = (off + g + 8) & 1;
-    T.nk0 = T.ok0 ? kvtc__half_of(nw[0], o0) : 0.0f;
-    T.nk1 = T.ok1 ? kvtc__half_of(nw[32], o1) : 0.0f;
-    T.nv0 = T.ok0 ? kvtc__half_of(nw[64], o0) : 0.0f;
-    T.nv1 = T.ok1 ? kvtc__half_of(nw[96], o1) : 0.0f;
+    const int o = g & 1; /* the tile starts at an even token: rows g and g + 8 sit in the same half of their words */
+    T.nk0 = T.ok0 ? kvtc__half_of(nw[0], o) : 0.0f;
+    T.nk1 = T.ok1 ? kvtc__half_of(nw[32], o) : 0.0f;
+    T.nv0 = T.ok0 ? kvtc__half_of(nw[64], o) : 0.0f;
+    T.nv1 = T.ok1 ? kvtc__half_of(nw[96], o) : 0.0f;
 }
 
 static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 8 lanes of one t */
@@ -2042,49 +2075,66 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
 #ifndef KVTC__TC_STAGES /* cp.async stages per warp: STAGES - 1 tiles in flight while one computes */
 #define KVTC__TC_STAGES 3
 #endif
+#ifndef KVTC__TC_WARPS /* warps per block: they share the block's pair tables */
+#define KVTC__TC_WARPS 4
+#endif
+#ifndef KVTC__TC_QREG /* query fragments in registers (d <= 128) rather than shared memory */
+#define KVTC__TC_QREG 1
+#endif
+#ifndef KVTC__TC_MINB /* resident blocks per SM the registers are budgeted for (launch bounds) */
+#define KVTC__TC_MINB(D) (KVTC__TC_WARPS > 4 ? ((D) == 256 ? 1 : 2) : ((D) == 256 ? 2 : 3))
+#endif
 #define KVTC__TC_NONE (-1e30f) /* running maximum before any token: finite, below every real score */
 template <int D, int KB, int VB>
-__global__ void __launch_bounds__(128, D == 256 ? 2 : 3) kvtc__k_attn_tc(const kvtc__attn_args a) {
+__global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k_attn_tc(const kvtc__attn_args a) {
     static_assert(D == 64 || D == 128 || D == 256, "head_dim");
     static_assert((KB == 2 || KB == 4 || KB == 8) && (VB == 2 || VB == 4), "bits");
-    constexpr int EPL = D / 32, NS = D / 16, QR = D <= 128, NST = KVTC__TC_STAGES; /* QR: query fragments in registers */
+    /* QR: query fragments in registers; W: warps */
+    constexpr int EPL = D / 32, NS = D / 16, QR = D <= 128 && KVTC__TC_QREG, NST = KVTC__TC_STAGES, W = KVTC__TC_WARPS;
     typedef kvtc__tc_stage<D, KB, VB> Stage;
     extern __shared__ __align__(16) unsigned char kvtc__smem_tc[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int h = blockIdx.x, b = blockIdx.y, split = blockIdx.z, G = a.gqa;
-    const unsigned char *klut = kvtc__smem_tc, *vlut = kvtc__smem_tc + a.tc_vlut; /* pair tables */
-    const unsigned lane4 = 4u * lane;
+    /* the pair tables, at offsets tc_klut and tc_vlut (see the layout) */
+    const unsigned lut = (unsigned)__cvta_generic_to_shared(kvtc__smem_tc) + 4u * lane, m128 = 128u | (a.tc_klut & 0x80000000u);
+    const kvtc__lane_lut lane4k = {lut + a.tc_klut, m128, m128 >> 4}, lane4v = {lut + a.tc_vlut, m128, m128 >> 4}; /* m128: 128, opaque */
     unsigned char *ring = kvtc__smem_tc + a.tc_ring + warp * NST * Stage::BYTES; /* this warp's stages */
     const unsigned ring_s = (unsigned)__cvta_generic_to_shared(ring);
     float *s_q = (float *)(kvtc__smem_tc + a.tc_q);    /* [8][D] rotated, scaled queries */
     uint4 *s_qf = (uint4 *)(kvtc__smem_tc + a.tc_qf); /* [NS][32]: lane's B fragments {hi b0, hi b1, lo b0, lo b1} */
-    float *s_buf = (float *)(kvtc__smem_tc + a.tc_buf); /* [4][D] rotation scratch */
-    float *s_ml = (float *)(kvtc__smem_tc + a.tc_ml);   /* [4][8][2] per-warp max, sum */
-    float *s_acc = (float *)kvtc__smem_tc;              /* [4][8][D] after the loop, over the tables and rings */
+    float *s_buf = (float *)(kvtc__smem_tc + a.tc_buf); /* [W][D] rotation scratch */
+    float *s_ml = (float *)(kvtc__smem_tc + a.tc_ml);   /* [W][8][2] per-warp max, sum */
+    float *s_acc = (float *)kvtc__smem_tc;              /* [W][8][D] after the loop, over the tables and rings */
 
     const int len = min(max(a.context_lens[b], 0), a.max_blocks * a.block_size);
     const int t_begin = split * a.blocks_per_split * a.block_size;
     const int t_end = min(len, t_begin + a.blocks_per_split * a.block_size);
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + 15) >> 4 : 0;
-    const int n_mine = n_tiles > warp ? (n_tiles - warp + 3) >> 2 : 0; /* this warp's tiles: warp + 4 j */
+    const int n_mine = n_tiles > warp ? (n_tiles - warp + W - 1) / W : 0; /* this warp's tiles: warp + W j */
     const int *bt = a.block_table + (long long)b * a.max_blocks;
-#define KVTC__TC_TOK(j) (t_begin + 16 * (warp + 4 * (j)))
-#define KVTC__TC_BLK(j) ((j) < n_mine ? __ldg(bt + KVTC__TC_TOK(j) / a.block_size) : -1)
+    /* tile j of this warp is tile (t_begin / 16 + warp + W j) of the sequence: block tile / tpb, token offset
+     * 16 (tile % tpb) in it (tpb = block_size / 16 tiles per block; a split starts on a block boundary) */
+    const kvtc__tc_src src = kvtc__tc_src_of<D, KB, VB>(a, h, g, t);
+    const unsigned tile0 = (unsigned)(t_begin >> 4) + (unsigned)warp;
+#define KVTC__TC_TOK(j) (t_begin + 16 * (warp + W * (j)))
+#define KVTC__TC_BLK(j) ((j) < n_mine ? __ldg(bt + kvtc__div(tile0 + (unsigned)(W * (j)), a.div_tpb)) : -1)
 #define KVTC__TC_ISSUE(j, blk)                                                                                         \
     do {                                                                                                               \
-        if ((j) < n_mine)                                                                                              \
-            kvtc__tc_issue<D, KB, VB>(a, blk, KVTC__TC_TOK(j) % a.block_size, h, g, t, lane,                          \
-                                      ring_s + ((j) % NST) * Stage::BYTES);                                            \
+        if ((j) < n_mine) {                                                                                            \
+            const unsigned tile_ = tile0 + (unsigned)(W * (j));                                                        \
+            const int off_ = 16 * (int)(tile_ - kvtc__div(tile_, a.div_tpb) * (unsigned)a.tpb);                        \
+            kvtc__tc_issue<D, KB, VB>(a, src, blk, off_, lane, ring_s + ((j) % NST) * Stage::BYTES);                   \
+        }                                                                                                              \
         kvtc__cp_commit();                                                                                             \
     } while (0)
     /* the first tiles' bytes start moving before the tables and queries are set up */
 #pragma unroll
     for (int j = 0; j < NST - 1; ++j) KVTC__TC_ISSUE(j, KVTC__TC_BLK(j));
 
-    kvtc__pairs_fill<KB>((unsigned *)kvtc__smem_tc, a.k.cent);
-    if (a.tc_vlut) kvtc__pairs_fill<VB>((unsigned *)(kvtc__smem_tc + a.tc_vlut), a.v.cent);
+    kvtc__pairs_fill<KB>((unsigned *)(kvtc__smem_tc + a.tc_klut), a.k.cent);
+    if (a.tc_vlut != a.tc_klut) kvtc__pairs_fill<VB>((unsigned *)(kvtc__smem_tc + a.tc_vlut), a.v.cent);
     /* q' = P_k q * scale * log2(e) for each head of the group; heads G..7 are zero */
-    for (int gq = warp; gq < 8; gq += 4) {
+    for (int gq = warp; gq < 8; gq += W) {
         if (gq < G) {
             const long long qoff = ((long long)b * a.n_q_heads + (long long)h * G + gq) * D;
             const char *qbase = (const char *)a.q + qoff * (a.q_dtype == KVTC_DTYPE_F32 ? 4 : 2);
@@ -2119,17 +2169,16 @@ __global__ void __launch_bounds__(128, D == 256 ? 2 : 3) kvtc__k_attn_tc(const k
         KVTC__TC_ISSUE(j + NST - 1, blk_next);
         kvtc__cp_wait<NST - 1>(); /* tile j's group has landed */
         kvtc__tile<D, KB, VB> cur;
-        kvtc__tc_read<D, KB, VB>(ring + (j % NST) * Stage::BYTES, KVTC__TC_TOK(j) % a.block_size, t_end - KVTC__TC_TOK(j), g,
-                                 lane, cur);
+        kvtc__tc_read<D, KB, VB>(ring + (j % NST) * Stage::BYTES, t_end - KVTC__TC_TOK(j), g, lane, cur);
         /* ---- scores S[token][head] = n_k <K row, q'> (log2 units), rows g and g + 8, heads 2t, 2t + 1 */
         float sc[4][4];
 #pragma unroll
         for (int u = 0; u < 4; ++u) sc[u][0] = sc[u][1] = sc[u][2] = sc[u][3] = 0.0f;
 #pragma unroll
         for (int s = 0; s < NS; ++s) {
-            const unsigned a0 = kvtc__pair<KB>(cur.k0, 2 * s, klut, lane4), a1 = kvtc__pair<KB>(cur.k1, 2 * s, klut, lane4);
-            const unsigned a2 = kvtc__pair<KB>(cur.k0, 2 * s + 1, klut, lane4);
-            const unsigned a3 = kvtc__pair<KB>(cur.k1, 2 * s + 1, klut, lane4);
+            const unsigned a0 = kvtc__pair<KB>(cur.k0, 2 * s, lane4k), a1 = kvtc__pair<KB>(cur.k1, 2 * s, lane4k);
+            const unsigned a2 = kvtc__pair<KB>(cur.k0, 2 * s + 1, lane4k);
+            const unsigned a3 = kvtc__pair<KB>(cur.k1, 2 * s + 1, lane4k);
             const uint4 qf = QR ? qreg[QR ? s : 0] : s_qf[s * 32 + lane];
             kvtc__mma16816(sc[2 * (s & 1)], a0, a1, a2, a3, qf.x, qf.y);
             kvtc__mma16816(sc[2 * (s & 1) + 1], a0, a1, a2, a3, qf.z, qf.w);
@@ -2164,8 +2213,8 @@ __global__ void __launch_bounds__(128, D == 256 ? 2 : 3) kvtc__k_attn_tc(const k
         const unsigned pb1 = kvtc__trans8x8(kvtc__half2_bits(w1[0], w1[1]));
 #pragma unroll
         for (int m = 0; m < NS; ++m) {
-            const unsigned hA = kvtc__pair<VB>(cur.v[0], m, vlut, lane4), hB = kvtc__pair<VB>(cur.v[1], m, vlut, lane4);
-            const unsigned hC = kvtc__pair<VB>(cur.v[2], m, vlut, lane4), hD = kvtc__pair<VB>(cur.v[3], m, vlut, lane4);
+            const unsigned hA = kvtc__pair<VB>(cur.v[0], m, lane4v), hB = kvtc__pair<VB>(cur.v[1], m, lane4v);
+            const unsigned hC = kvtc__pair<VB>(cur.v[2], m, lane4v), hD = kvtc__pair<VB>(cur.v[3], m, lane4v);
             kvtc__mma16816(acc[m], __byte_perm(hA, hB, 0x5410u), __byte_perm(hA, hB, 0x7632u), __byte_perm(hC, hD, 0x5410u),
                            __byte_perm(hC, hD, 0x7632u), pb0, pb1);
         }
@@ -2196,7 +2245,7 @@ __global__ void __launch_bounds__(128, D == 256 ? 2 : 3) kvtc__k_attn_tc(const k
         for (int jj = 0; jj < 2; ++jj)
             s_ml[(warp * KVTC__ATTN_GMAX + 2 * t + jj) * 2] = ms[jj], s_ml[(warp * KVTC__ATTN_GMAX + 2 * t + jj) * 2 + 1] = l[jj];
     __syncthreads();
-    kvtc__attn_finish<EPL>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
+    kvtc__attn_finish<EPL, W>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
 }
 
 /* The tensor-core kernels built: (head_dim, key bits, value bits). */
@@ -2263,23 +2312,25 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const k
 
 /* Shared-memory layout of kvtc__k_attn_tc: the pair tables and the 4 warps' rings from offset 0 (the warp
  * merge area overlays them after the loop), then the queries, the query fragments, rotation scratch,
- * per-warp max and sum. */
+ * per-warp max and sum. The larger table sits at 0 and the other at the larger one's size (a power of
+ * two), so a table's offset ORs into the (field << 7) | 4 lane offsets of its entries. */
 typedef struct kvtc__attn_tc_layout {
-    unsigned vlut, ring, q, qf, buf, ml, bytes;
+    unsigned klut, vlut, ring, q, qf, buf, ml, bytes;
 } kvtc__attn_tc_layout;
 static unsigned kvtc__pairs_bytes(int bits) { return (unsigned)((bits == 8 ? 256 : 1 << (2 * bits)) * 32 * 4); }
 static kvtc__attn_tc_layout kvtc__attn_tc_layout_of(int d, int kb, int vb, int share) {
     kvtc__attn_tc_layout l;
     const unsigned tables = kvtc__pairs_bytes(kb) + (share ? 0u : kvtc__pairs_bytes(vb));
-    const unsigned front = tables + 4u * KVTC__TC_STAGES * (unsigned)kvtc__tc_stage_bytes(d, kb, vb);
-    const unsigned merge = 4u * KVTC__ATTN_GMAX * d * 4u;
-    l.vlut = share ? 0u : kvtc__pairs_bytes(kb);
+    const unsigned front = tables + KVTC__TC_WARPS * KVTC__TC_STAGES * (unsigned)kvtc__tc_stage_bytes(d, kb, vb);
+    const unsigned merge = KVTC__TC_WARPS * KVTC__ATTN_GMAX * d * 4u;
+    l.klut = share || kvtc__pairs_bytes(kb) >= kvtc__pairs_bytes(vb) ? 0u : kvtc__pairs_bytes(vb);
+    l.vlut = share || l.klut ? 0u : kvtc__pairs_bytes(kb);
     l.ring = tables;
     l.q = ((front > merge ? front : merge) + 15u) & ~15u;
     l.qf = l.q + KVTC__ATTN_GMAX * d * 4u;
     l.buf = l.qf + (unsigned)(d / 16) * 32u * 16u;
-    l.ml = l.buf + 4u * d * 4u;
-    l.bytes = l.ml + 4u * KVTC__ATTN_GMAX * 2u * 4u;
+    l.ml = l.buf + KVTC__TC_WARPS * d * 4u;
+    l.bytes = l.ml + KVTC__TC_WARPS * KVTC__ATTN_GMAX * 2u * 4u;
     return l;
 }
 /* K and V use the same pair table when their codebooks are equal. */
@@ -2333,7 +2384,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_splits(const kvtc_cuda_codec *kc, const kvtc
         const kvtc__attn_tc_layout lt = kvtc__attn_tc_layout_of(d, kc->meta.mse_bits, vc->meta.mse_bits,
                                                                 kvtc__attn_tc_share(&kc->meta, &vc->meta));
         int per_sm = (int)((227u * 1024u) / lt.bytes), tiles = (int)(((long long)a->max_blocks_per_seq * a->cache.block_size) / 16);
-        if (per_sm > (d == 256 ? 2 : 3)) per_sm = d == 256 ? 2 : 3;
+        if (per_sm > KVTC__TC_MINB(d)) per_sm = KVTC__TC_MINB(d);
         if (per_sm < 1) per_sm = 1;
         want = sms * per_sm / work;
         if (want > tiles / 16) want = tiles / 16;
@@ -2439,12 +2490,16 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
         if (tc) {
             const kvtc__attn_tc_layout lt = kvtc__attn_tc_layout_of(kc->meta.params.head_dim, kb, vb,
                                                                     kvtc__attn_tc_share(&kc->meta, &vc->meta));
-            a.tc_vlut = lt.vlut, a.tc_ring = lt.ring, a.tc_q = lt.q, a.tc_qf = lt.qf, a.tc_buf = lt.buf, a.tc_ml = lt.ml;
+            a.tc_klut = lt.klut, a.tc_vlut = lt.vlut, a.tc_ring = lt.ring, a.tc_q = lt.q, a.tc_qf = lt.qf, a.tc_buf = lt.buf, a.tc_ml = lt.ml;
+            a.tpb = ap->cache.block_size / 16;
+            a.div_tpb = kvtc__fastdiv_of((unsigned)a.tpb);
+            a.k_blk_bytes = (long long)ap->cache.n_kv_heads * (long long)a.k.page_bytes;
+            a.v_blk_bytes = (long long)ap->cache.n_kv_heads * (long long)a.v.page_bytes;
 #define KVTC__TC_LAUNCH(D_, KB_, VB_)                                                                                  \
     if (!launched && kc->meta.params.head_dim == (D_) && kb == (KB_) && vb == (VB_)) {                                  \
         KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn_tc<D_, KB_, VB_>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
                                              (int)lt.bytes));                                                          \
-        kvtc__k_attn_tc<D_, KB_, VB_><<<grid, 128, lt.bytes, stream>>>(a);                                             \
+        kvtc__k_attn_tc<D_, KB_, VB_><<<grid, 32 * KVTC__TC_WARPS, lt.bytes, stream>>>(a);                                             \
         KVTC_CUDA_CHECK(cudaGetLastError());                                                                           \
         launched = true;                                                                                               \
     }
