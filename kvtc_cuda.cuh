@@ -1820,18 +1820,32 @@ __global__ void __launch_bounds__(32) kvtc__k_attn_merge(const kvtc__attn_args a
     __shared__ float s_row[EPL * 32];
     const int lane = threadIdx.x, d = a.v.d, D = EPL * 32;
     const long long qh = (long long)blockIdx.y * a.n_q_heads + blockIdx.x;
-    const float *lse = a.ws_lse + qh * a.n_part;
+    const float *lse = a.ws_lse + qh * a.n_part, *wo = a.ws_o + qh * a.n_part * D + lane;
+    /* lanes read the parts' LSEs side by side; the parts' weights then go around by shuffles, and the
+     * output rows are summed in part order */
     float M = -INFINITY, L = 0.0f;
-    for (int s = 0; s < a.n_part; ++s) M = fmaxf(M, lse[s]);
-    for (int s = 0; s < a.n_part; ++s) L += lse[s] == -INFINITY ? 0.0f : exp2f(lse[s] - M);
+    for (int s = lane; s < a.n_part; s += 32) M = fmaxf(M, lse[s]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(KVTC__FULL, M, o));
     float x[EPL];
 #pragma unroll
-    for (int p = 0; p < EPL; ++p) {
-        float o = 0.0f;
-        for (int s = 0; s < a.n_part; ++s)
-            if (lse[s] != -INFINITY) o += exp2f(lse[s] - M) * a.ws_o[(qh * a.n_part + s) * D + p * 32 + lane];
-        x[p] = L > 0.0f ? o / L : 0.0f;
+    for (int p = 0; p < EPL; ++p) x[p] = 0.0f;
+    for (int s0 = 0; s0 < a.n_part; s0 += 32) {
+        const float ls = s0 + lane < a.n_part ? lse[s0 + lane] : -INFINITY;
+        const float mine = ls == -INFINITY ? 0.0f : exp2f(ls - M);
+        L += mine;
+        const int n = min(32, a.n_part - s0);
+#pragma unroll 4
+        for (int k = 0; k < n; ++k) {
+            const float w = __shfl_sync(KVTC__FULL, mine, k);
+            if (w != 0.0f)
+#pragma unroll
+                for (int p = 0; p < EPL; ++p) x[p] += w * wo[(s0 + k) * D + p * 32];
+        }
     }
+    L = kvtc__warp_sumf(L);
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) x[p] = L > 0.0f ? x[p] / L : 0.0f;
     if (a.v.method != KVTC_METHOD_AFFINE && !a.rotated_output) kvtc__rotate<EPL>(a.v, x, s_row, lane, true);
     char *obase = (char *)a.out + qh * d * (a.out_dtype == KVTC_DTYPE_F32 ? 4 : 2);
 #pragma unroll
@@ -2062,8 +2076,8 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * Per tile and warp: scores S (16 tokens x 8 heads) = K Q'^T as D/16 k-steps of two mma each (query hi
  * and lo parts, into 4 accumulators so the chain is short); online softmax per head; the weights
  * p * n_v go through movmatrix into the B fragment of O'^T (D x 8) += V^T P^T, D/16 mma.
- * Softmax keeps two running maxima per head: of the score s (for the sum L) and of s + log2(n_v) (for
- * the fp16 weights, so the largest weighted term is 1 whatever the value norms are).
+ * Softmax keeps one running maximum per head, of s + log2(n_v) (the fp16 weights' exponent, so the
+ * largest weighted term is 1 whatever the value norms are); the sum L is kept against it too.
  * Coordinates: lane (g, t) holds key coordinates t*D/4 + 4s .. +3 of k-step s and value coordinates
  * g*D/8 + 2m, +1 of m-tile m, so every lane reads whole aligned chunks of each record.
  * smem (kvtc__attn_tc_layout_of): pair tables (32 KiB for 4 or 8 bits, 2 KiB for 2; one table when K and
@@ -2160,7 +2174,7 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
         for (int s = 0; s < (QR ? NS : 1); ++s) qreg[s] = s_qf[s * 32 + lane];
     }
 
-    float ms[2] = {KVTC__TC_NONE, KVTC__TC_NONE}, mv[2] = {KVTC__TC_NONE, KVTC__TC_NONE}, l[2] = {0.0f, 0.0f}, acc[NS][4];
+    float mv[2] = {KVTC__TC_NONE, KVTC__TC_NONE}, l[2] = {0.0f, 0.0f}, acc[NS][4];
 #pragma unroll
     for (int m = 0; m < NS; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.0f;
     int blk_next = KVTC__TC_BLK(NST - 1); /* block ids are read one iteration before their tile is issued */
@@ -2188,17 +2202,17 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
         const float s0[2] = {cur.ok0 ? sc[0][0] * cur.nk0 : -INFINITY, cur.ok0 ? sc[0][1] * cur.nk0 : -INFINITY};
         const float s1[2] = {cur.ok1 ? sc[0][2] * cur.nk1 : -INFINITY, cur.ok1 ? sc[0][3] * cur.nk1 : -INFINITY};
         const float lv0 = cur.nv0 > 0.0f ? kvtc__lg2(cur.nv0) : -INFINITY, lv1 = cur.nv1 > 0.0f ? kvtc__lg2(cur.nv1) : -INFINITY;
-        /* ---- online softmax: ms, l for the scores; mv for s + log2(n_v), the exponent of the weights.
-         * The maxima start at the finite KVTC__TC_NONE, so no exponent is ever -inf - -inf. */
+        /* ---- online softmax with one running maximum per head: m of s + max(log2 n_v, -25), the
+         * exponent of the weights p n_v, which stay <= 1 for fp16. A nonzero fp16 norm is >= 2^-24, so
+         * the terms 2^(s - m) of the sum l stay <= 2^25 (and a zero norm cannot push them up). m starts
+         * at the finite KVTC__TC_NONE, so no exponent is ever -inf - -inf. */
         float w0[2], w1[2], cv[2];
         bool grow = false;
 #pragma unroll
         for (int jj = 0; jj < 2; ++jj) {
-            const float ms_new = fmaxf(ms[jj], kvtc__max_over_g(fmaxf(s0[jj], s1[jj])));
-            const float mv_new = fmaxf(mv[jj], kvtc__max_over_g(fmaxf(s0[jj] + lv0, s1[jj] + lv1)));
-            l[jj] = l[jj] * kvtc__ex2(ms[jj] - ms_new) + (kvtc__ex2(s0[jj] - ms_new) + kvtc__ex2(s1[jj] - ms_new));
-            ms[jj] = ms_new;
+            const float mv_new = fmaxf(mv[jj], kvtc__max_over_g(fmaxf(s0[jj] + fmaxf(lv0, -25.0f), s1[jj] + fmaxf(lv1, -25.0f))));
             cv[jj] = kvtc__ex2(mv[jj] - mv_new);
+            l[jj] = l[jj] * cv[jj] + (kvtc__ex2(s0[jj] - mv_new) + kvtc__ex2(s1[jj] - mv_new));
             grow |= mv_new != mv[jj];
             mv[jj] = mv_new;
             w0[jj] = kvtc__ex2(s0[jj] + lv0 - mv_new);
@@ -2224,26 +2238,24 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
 #undef KVTC__TC_ISSUE
 #undef KVTC__TC_BLK
 #undef KVTC__TC_TOK
-    /* ---- this warp's partials in the finishing layout: acc scaled from the mv to the ms reference */
-    float f[2];
+    /* ---- this warp's partials in the finishing layout */
 #pragma unroll
     for (int jj = 0; jj < 2; ++jj) {
         l[jj] += __shfl_xor_sync(KVTC__FULL, l[jj], 4);
         l[jj] += __shfl_xor_sync(KVTC__FULL, l[jj], 8);
         l[jj] += __shfl_xor_sync(KVTC__FULL, l[jj], 16);
-        f[jj] = kvtc__ex2(mv[jj] - ms[jj]);
     }
     __syncthreads(); /* tables and rings are done with: the merge area overlays them */
     float *w_acc = s_acc + (warp * KVTC__ATTN_GMAX + 2 * t) * D + g * (D / 8);
 #pragma unroll
     for (int m = 0; m < NS; ++m) {
-        w_acc[2 * m] = acc[m][0] * f[0], w_acc[D + 2 * m] = acc[m][1] * f[1];
-        w_acc[2 * m + 1] = acc[m][2] * f[0], w_acc[D + 2 * m + 1] = acc[m][3] * f[1];
+        w_acc[2 * m] = acc[m][0], w_acc[D + 2 * m] = acc[m][1];
+        w_acc[2 * m + 1] = acc[m][2], w_acc[D + 2 * m + 1] = acc[m][3];
     }
     if (g == 0)
 #pragma unroll
         for (int jj = 0; jj < 2; ++jj)
-            s_ml[(warp * KVTC__ATTN_GMAX + 2 * t + jj) * 2] = ms[jj], s_ml[(warp * KVTC__ATTN_GMAX + 2 * t + jj) * 2 + 1] = l[jj];
+            s_ml[(warp * KVTC__ATTN_GMAX + 2 * t + jj) * 2] = mv[jj], s_ml[(warp * KVTC__ATTN_GMAX + 2 * t + jj) * 2 + 1] = l[jj];
     __syncthreads();
     kvtc__attn_finish<EPL, W>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
 }
