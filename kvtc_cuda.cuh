@@ -1929,6 +1929,15 @@ static __device__ __forceinline__ unsigned kvtc__pair(const unsigned (&w)[N], in
     return __byte_perm(kvtc__lds(kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1), 8, t)),
                        kvtc__lds(kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1) + 8, 8, t)), 0x5410u);
 }
+/* Codes of two tokens a and b (B = 2 or 4 bits, consecutive coordinates) -> pair-table indices of
+ * (a, b) at one coordinate: e holds those of the even coordinates, o of the odd ones, in the places
+ * kvtc__pair reads coordinate pair pi from. */
+template <int B>
+static __device__ __forceinline__ void kvtc__interleave(unsigned a, unsigned b, unsigned &e, unsigned &o) {
+    const unsigned lo = B == 4 ? 0x0f0f0f0fu : 0x33333333u;
+    e = (a & lo) | ((b << B) & ~lo);
+    o = ((a >> B) & lo) | (b & ~lo);
+}
 static __device__ __forceinline__ float kvtc__ex2(float x) { /* 2^x, -inf -> 0, results below 2^-126 -> 0 */
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -1942,21 +1951,23 @@ static __device__ __forceinline__ float kvtc__lg2(float x) {
 
 /* What a lane of the tensor-core kernel reads of one 16-token tile: a quarter of key rows g and g + 8
  * (coordinates t*D/4 .. +D/4), an eighth of value rows 2t, 2t+1, 2t+8, 2t+9 (coordinates g*D/8 .. +D/8),
- * and the key and value norms of rows g and g + 8. Each lane copies exactly these bytes into its own
+ * and the key and value norms of rows g and g + 8. Each lane copies exactly its codes into its own
  * slots of a stage of its warp's ring by cp.async (so no barrier is needed to read them back); pieces
  * under 4 bytes come as the aligned word that holds them. A stage is [field][32 lanes] so that a
- * warp's reads of one field are contiguous. */
+ * warp's reads of one field are contiguous. The tile's 16 key and 16 value norms (two 16-byte-aligned
+ * pieces of 32 bytes: sections of a page are 16-aligned) are copied by lanes 0-3, 16 bytes each, and
+ * read by every lane; each lane reads back the mask word of the stage it wrote itself. */
 __host__ __device__ constexpr int kvtc__tc_kl(int d, int kb) { return d * kb / 32 < 4 ? 4 : d * kb / 32; }
 __host__ __device__ constexpr int kvtc__tc_vl(int d, int vb) { return d * vb / 64 < 4 ? 4 : d * vb / 64; }
-/* bytes of one stage: K0, K1 [32][KL], V [4][32][VL], norms [4][32] words, mask [32] words */
+/* bytes of one stage: K0, K1 [32][KL], V [4][32][VL], norms [2][16] fp16 (K, V), mask [32] words */
 __host__ __device__ constexpr int kvtc__tc_stage_bytes(int d, int kb, int vb) {
-    return 64 * kvtc__tc_kl(d, kb) + 128 * kvtc__tc_vl(d, vb) + 512 + 128;
+    return 64 * kvtc__tc_kl(d, kb) + 128 * kvtc__tc_vl(d, vb) + 64 + 128;
 }
 template <int D, int KB, int VB>
 struct kvtc__tc_stage {
     static constexpr int KBYTES = D * KB / 32, VBYTES = D * VB / 64;  /* what a lane needs */
     static constexpr int KL = kvtc__tc_kl(D, KB), VL = kvtc__tc_vl(D, VB); /* what it copies */
-    static constexpr int K0 = 0, K1 = 32 * KL, V = 64 * KL, NORM = 64 * KL + 128 * VL, OK = NORM + 512;
+    static constexpr int K0 = 0, K1 = 32 * KL, V = 64 * KL, NORM = 64 * KL + 128 * VL, OK = NORM + 64;
     static constexpr int BYTES = kvtc__tc_stage_bytes(D, KB, VB);
     static_assert(BYTES == OK + 128, "stage layout");
 };
@@ -1976,20 +1987,20 @@ template <int N>
 static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
 /* This lane's fixed source addresses in page 0 of its KV head h (kvtc__tc_issue adds the tile's page and
- * token offset): key codes of row g, value codes of row 2t, the norm words of rows g and g + 8. */
+ * token offset): key codes of row g, value codes of row 2t, and for lanes 0-3 a half of the key (0, 1) or
+ * value (2, 3) norms. */
 struct kvtc__tc_src {
-    const unsigned char *k, *v, *kn, *vn;
+    const unsigned char *k, *v, *n;
 };
 template <int D, int KB, int VB>
-static __device__ __forceinline__ kvtc__tc_src kvtc__tc_src_of(const kvtc__attn_args &a, int h, int g, int t) {
+static __device__ __forceinline__ kvtc__tc_src kvtc__tc_src_of(const kvtc__attn_args &a, int h, int g, int t, int lane) {
     typedef kvtc__tc_stage<D, KB, VB> S;
     const unsigned char *kp = a.kcache + (long long)h * (long long)a.k.page_bytes;
     const unsigned char *vp = a.vcache + (long long)h * (long long)a.v.page_bytes;
     kvtc__tc_src s;
     s.k = kp + a.k.off_codes + g * (D * KB / 8) + t * S::KBYTES;
     s.v = vp + a.v.off_codes + 2 * t * (D * VB / 8) + ((g * S::VBYTES) & ~3);
-    s.kn = kp + a.k.off_scales + ((2 * g) & ~3); /* a tile starts at a multiple of 16 tokens */
-    s.vn = vp + a.v.off_scales + ((2 * g) & ~3);
+    s.n = (lane < 2 ? kp + a.k.off_scales : vp + a.v.off_scales) + 16 * (lane & 1); /* lanes 0-3 (kvtc__tc_issue) */
     return s;
 }
 /* Start copying this lane's part of the tile at token offset `off` (a multiple of 16) of physical block
@@ -2004,16 +2015,13 @@ static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, 
     if (!ok) return;
     const long long kb = (long long)blk * a.k_blk_bytes, vb = (long long)blk * a.v_blk_bytes;
     const unsigned char *kc = src.k + kb + off * KROW, *vc = src.v + vb + off * VROW;
-    const unsigned char *kn = src.kn + kb + 2 * off, *vn = src.vn + vb + 2 * off;
+
     kvtc__cp_async<S::KL>(sb + S::K0 + lane * S::KL, kc);
     kvtc__cp_async<S::KL>(sb + S::K1 + lane * S::KL, kc + 8 * KROW);
     constexpr int rows[4] = {0, 1, 8, 9}; /* value rows 2t, 2t + 1, 2t + 8, 2t + 9 */
 #pragma unroll
     for (int u = 0; u < 4; ++u) kvtc__cp_async<S::VL>(sb + S::V + (u * 32 + lane) * S::VL, vc + rows[u] * VROW);
-    kvtc__cp_async<4>(sb + S::NORM + 4 * lane, kn);
-    kvtc__cp_async<4>(sb + S::NORM + 128 + 4 * lane, kn + 16);
-    kvtc__cp_async<4>(sb + S::NORM + 256 + 4 * lane, vn);
-    kvtc__cp_async<4>(sb + S::NORM + 384 + 4 * lane, vn + 16);
+    if (lane < 4) kvtc__cp_async<16>(sb + S::NORM + 16 * lane, src.n + (lane < 2 ? kb : vb) + 2 * off);
 }
 
 template <int D, int KB, int VB>
@@ -2038,9 +2046,6 @@ static __device__ __forceinline__ void kvtc__lds_words(const unsigned char *p, u
         }
     }
 }
-static __device__ __forceinline__ float kvtc__half_of(unsigned w, int hi) {
-    return __half2float(__ushort_as_half((unsigned short)(hi ? w >> 16 : w & 0xffffu)));
-}
 /* Read this lane's part of a landed stage; n_valid = tokens of the context from the tile's first. */
 template <int D, int KB, int VB>
 static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, int n_valid, int g, int lane,
@@ -2056,12 +2061,11 @@ static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, in
     }
     T.ok0 = ok && g < n_valid;
     T.ok1 = ok && g + 8 < n_valid;
-    const unsigned *nw = (const unsigned *)(sb + S::NORM) + lane;
-    const int o = g & 1; /* the tile starts at an even token: rows g and g + 8 sit in the same half of their words */
-    T.nk0 = T.ok0 ? kvtc__half_of(nw[0], o) : 0.0f;
-    T.nk1 = T.ok1 ? kvtc__half_of(nw[32], o) : 0.0f;
-    T.nv0 = T.ok0 ? kvtc__half_of(nw[64], o) : 0.0f;
-    T.nv1 = T.ok1 ? kvtc__half_of(nw[96], o) : 0.0f;
+    const __half *nh = (const __half *)(sb + S::NORM) + g; /* key norms of tokens 0-15, then value norms */
+    T.nk0 = T.ok0 ? __half2float(nh[0]) : 0.0f;
+    T.nk1 = T.ok1 ? __half2float(nh[8]) : 0.0f;
+    T.nv0 = T.ok0 ? __half2float(nh[16]) : 0.0f;
+    T.nv1 = T.ok1 ? __half2float(nh[24]) : 0.0f;
 }
 
 static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 8 lanes of one t */
@@ -2105,6 +2109,7 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
     static_assert((KB == 2 || KB == 4 || KB == 8) && (VB == 2 || VB == 4), "bits");
     /* QR: query fragments in registers; W: warps */
     constexpr int EPL = D / 32, NS = D / 16, QR = D <= 128 && KVTC__TC_QREG, NST = KVTC__TC_STAGES, W = KVTC__TC_WARPS;
+    static_assert(NST >= 2, "stages: the tile being read and the one being copied");
     typedef kvtc__tc_stage<D, KB, VB> Stage;
     extern __shared__ __align__(16) unsigned char kvtc__smem_tc[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -2128,7 +2133,7 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
     const int *bt = a.block_table + (long long)b * a.max_blocks;
     /* tile j of this warp is tile (t_begin / 16 + warp + W j) of the sequence: block tile / tpb, token offset
      * 16 (tile % tpb) in it (tpb = block_size / 16 tiles per block; a split starts on a block boundary) */
-    const kvtc__tc_src src = kvtc__tc_src_of<D, KB, VB>(a, h, g, t);
+    const kvtc__tc_src src = kvtc__tc_src_of<D, KB, VB>(a, h, g, t, lane);
     const unsigned tile0 = (unsigned)(t_begin >> 4) + (unsigned)warp;
 #define KVTC__TC_TOK(j) (t_begin + 16 * (warp + W * (j)))
 #define KVTC__TC_BLK(j) ((j) < n_mine ? __ldg(bt + kvtc__div(tile0 + (unsigned)(W * (j)), a.div_tpb)) : -1)
@@ -2180,8 +2185,9 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
     int blk_next = KVTC__TC_BLK(NST - 1); /* block ids are read one iteration before their tile is issued */
     for (int j = 0; j < n_mine; ++j) {
         const int blk_after = KVTC__TC_BLK(j + NST);
+        kvtc__cp_wait<NST - 2>(); /* tile j's group has landed */
+        __syncwarp(); /* lanes 0-3 copied the norms every lane reads; the stage refilled next was read last time */
         KVTC__TC_ISSUE(j + NST - 1, blk_next);
-        kvtc__cp_wait<NST - 1>(); /* tile j's group has landed */
         kvtc__tile<D, KB, VB> cur;
         kvtc__tc_read<D, KB, VB>(ring + (j % NST) * Stage::BYTES, t_end - KVTC__TC_TOK(j), g, lane, cur);
         /* ---- scores S[token][head] = n_k <K row, q'> (log2 units), rows g and g + 8, heads 2t, 2t + 1 */
@@ -2222,16 +2228,20 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
 #pragma unroll
             for (int m = 0; m < NS; ++m) acc[m][0] *= cv[0], acc[m][1] *= cv[1], acc[m][2] *= cv[0], acc[m][3] *= cv[1];
         }
-        /* ---- O'^T += V^T P^T: P^T's B fragment is the transpose of the weights' C layout */
+        /* ---- O'^T += V^T P^T: P^T's B fragment is the transpose of the weights' C layout. V^T's A fragment
+         * pairs two tokens at one coordinate: the codes of rows (2t, 2t + 1) and (2t + 8, 2t + 9) are
+         * interleaved into pair-table indices, one word of even and one of odd coordinates per word. */
         const unsigned pb0 = kvtc__trans8x8(kvtc__half2_bits(w0[0], w0[1]));
         const unsigned pb1 = kvtc__trans8x8(kvtc__half2_bits(w1[0], w1[1]));
+        unsigned ve[2][kvtc__tile<D, KB, VB>::VW], vo[2][kvtc__tile<D, KB, VB>::VW];
 #pragma unroll
-        for (int m = 0; m < NS; ++m) {
-            const unsigned hA = kvtc__pair<VB>(cur.v[0], m, lane4v), hB = kvtc__pair<VB>(cur.v[1], m, lane4v);
-            const unsigned hC = kvtc__pair<VB>(cur.v[2], m, lane4v), hD = kvtc__pair<VB>(cur.v[3], m, lane4v);
-            kvtc__mma16816(acc[m], __byte_perm(hA, hB, 0x5410u), __byte_perm(hA, hB, 0x7632u), __byte_perm(hC, hD, 0x5410u),
-                           __byte_perm(hC, hD, 0x7632u), pb0, pb1);
-        }
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int w = 0; w < kvtc__tile<D, KB, VB>::VW; ++w) kvtc__interleave<VB>(cur.v[2 * r][w], cur.v[2 * r + 1][w], ve[r][w], vo[r][w]);
+#pragma unroll
+        for (int m = 0; m < NS; ++m)
+            kvtc__mma16816(acc[m], kvtc__pair<VB>(ve[0], m, lane4v), kvtc__pair<VB>(vo[0], m, lane4v), kvtc__pair<VB>(ve[1], m, lane4v),
+                           kvtc__pair<VB>(vo[1], m, lane4v), pb0, pb1);
         blk_next = blk_after;
     }
     kvtc__cp_wait<0>();
