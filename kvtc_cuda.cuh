@@ -2076,7 +2076,8 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
 
 /* kvtc__k_attn_tc<D, KB, VB>   CPU twin: kvtc_attn_decode
  * grid (n_kv_heads, n_seqs, n_split), block 128 (4 warps); each warp takes every 4th 16-token tile of the
- * split through its own ring of KVTC__TC_STAGES cp.async stages (two tiles in flight while one computes).
+ * split through its own ring of KVTC__TC_STAGES cp.async stages (two tiles in flight while one computes;
+ * lanes 0-3 copy the tile's norms for the whole warp, so a __syncwarp follows each wait).
  * Per tile and warp: scores S (16 tokens x 8 heads) = K Q'^T as D/16 k-steps of two mma each (query hi
  * and lo parts, into 4 accumulators so the chain is short); online softmax per head; the weights
  * p * n_v go through movmatrix into the B fragment of O'^T (D x 8) += V^T P^T, D/16 mma.
@@ -2085,11 +2086,14 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * Coordinates: lane (g, t) holds key coordinates t*D/4 + 4s .. +3 of k-step s and value coordinates
  * g*D/8 + 2m, +1 of m-tile m, so every lane reads whole aligned chunks of each record.
  * smem (kvtc__attn_tc_layout_of): pair tables (32 KiB for 4 or 8 bits, 2 KiB for 2; one table when K and
- * V share a codebook), the rings (4 x 3 x 2.6 KiB at d = 128, 4 bits), both reused by the warp merge after
+ * V share a codebook), the rings (4 x 3 x 2.2 KiB at d = 128, 4 bits), both reused by the warp merge after
  * the loop, then queries and their fragments.
- * regs @ sm_90, CUDA 13.0, 0 spills: d = 128: 168 (all bit pairs); d = 64: 115-128; d = 256: 159-176.
- * smem <128,4,4> (one shared table): 73.75 KiB, 3 blocks/SM (2 at d = 256).
- * bytes per token and KV head: D*KB/8 + 2 (K), D*VB/8 + 2 (V); bound: HBM bandwidth */
+ * The loop body is 475 SASS instructions per tile at <128,4,4>: the lookups are one ALU op and one mad
+ * each (kvtc__lut_ofs), the copies use per-lane base pointers and immediate offsets (kvtc__tc_src).
+ * regs @ sm_90, CUDA 13.0, 0 spills: d = 128: 146-163; d = 64: 108-115; d = 256: 161-168.
+ * smem <128,4,4> (one shared table): 68.5 KiB, 3 blocks/SM (2 at d = 256).
+ * bytes per token and KV head: D*KB/8 + 2 (K), D*VB/8 + 2 (V); measured bound: instruction issue and
+ * latency (half the issue slots busy, bench/RESULTS.md), not HBM bandwidth */
 #ifndef KVTC__TC_STAGES /* cp.async stages per warp: STAGES - 1 tiles in flight while one computes */
 #define KVTC__TC_STAGES 3
 #endif
