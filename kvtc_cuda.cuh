@@ -1918,7 +1918,7 @@ static __device__ __forceinline__ unsigned kvtc__lut_ofs(unsigned w, int pos, in
  * table at lut. */
 static __device__ __forceinline__ unsigned kvtc__lds(unsigned addr) { /* addr: shared window */
     unsigned v;
-    asm("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(addr));
+    asm("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(addr) : "memory"); /* stays between the block's barriers */
     return v;
 }
 template <int B, int N>
@@ -2075,8 +2075,8 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
 }
 
 /* kvtc__k_attn_tc<D, KB, VB>   CPU twin: kvtc_attn_decode
- * grid (n_kv_heads, n_seqs, n_split), block 128 (4 warps); each warp takes every 4th 16-token tile of the
- * split through its own ring of KVTC__TC_STAGES cp.async stages (two tiles in flight while one computes;
+ * grid (n_kv_heads, n_seqs, n_split), block 32 W (W = KVTC__TC_WARPS = 4 warps); each warp takes every
+ * W-th 16-token tile of the split through its own ring of KVTC__TC_STAGES cp.async stages (two tiles in flight while one computes;
  * lanes 0-3 copy the tile's norms for the whole warp, so a __syncwarp follows each wait).
  * Per tile and warp: scores S (16 tokens x 8 heads) = K Q'^T as D/16 k-steps of two mma each (query hi
  * and lo parts, into 4 accumulators so the chain is short); online softmax per head; the weights
@@ -2094,6 +2094,8 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * smem <128,4,4> (one shared table): 68.5 KiB, 3 blocks/SM (2 at d = 256).
  * bytes per token and KV head: D*KB/8 + 2 (K), D*VB/8 + 2 (V); measured bound: instruction issue and
  * latency (half the issue slots busy, bench/RESULTS.md), not HBM bandwidth */
+/* Tuning knobs of the tensor-core kernel, for benchmarking variants (bench/RESULTS.md has the ones
+ * measured); the tests run the defaults. */
 #ifndef KVTC__TC_STAGES /* cp.async stages per warp: STAGES - 1 tiles in flight while one computes */
 #define KVTC__TC_STAGES 3
 #endif
@@ -2338,8 +2340,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const k
 
 /* Shared-memory layout of kvtc__k_attn_tc: the pair tables and the 4 warps' rings from offset 0 (the warp
  * merge area overlays them after the loop), then the queries, the query fragments, rotation scratch,
- * per-warp max and sum. The larger table sits at 0 and the other at the larger one's size (a power of
- * two), so a table's offset ORs into the (field << 7) | 4 lane offsets of its entries. */
+ * per-warp max and sum. The larger table sits at 0 and the other at the larger one's size. */
 typedef struct kvtc__attn_tc_layout {
     unsigned klut, vlut, ring, q, qf, buf, ml, bytes;
 } kvtc__attn_tc_layout;
