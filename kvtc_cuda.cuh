@@ -1898,10 +1898,10 @@ static __device__ void kvtc__pairs_fill(unsigned *lut, const float *cent) {
     }
 }
 /* Shared-window address of the entry in a pair table whose index is the `bits`-bit field of w at bit
- * `pos`, for lane4 = table address + 4 * lane: field * 128 + lane4. The integer ALU pipe runs at half rate and
- * is what limits the loop, so the field is isolated with one ALU op (a byte by prmt; a 4-bit field
- * masked in place in its byte, the byte moved down once for both of its fields) and scaled and placed
- * by one mad on the FMA pipe (pos and bits are constants once the callers' loops are unrolled). */
+ * `pos`, for lane4 = table address + 4 * lane: field * 128 + lane4. The integer ALU pipe runs at half
+ * rate and was what limited the loop, so the field is isolated with one ALU op (a byte by prmt; a 4-bit
+ * field masked in place in its byte, the byte moved down once for both of its fields) and scaled and
+ * placed by one mad on the FMA pipe (pos and bits are constants once the callers' loops are unrolled). */
 struct kvtc__lane_lut {
     unsigned lane4; /* the table's shared-window address + 4 * lane */
     unsigned m128, m8; /* 128 and 8, which the compiler must not see as constants (it would turn x * 2^k + c into ALU ops) */
@@ -1914,13 +1914,13 @@ static __device__ __forceinline__ unsigned kvtc__lut_ofs(unsigned w, int pos, in
     const unsigned u = pos >= 8 ? w >> (pos & ~7) : w; /* bits == 4 */
     return (pos & 7) ? (u & 0xf0u) * t.m8 + t.lane4 : (u & 0xfu) * t.m128 + t.lane4;
 }
-/* fp16 pair pi (coordinates 2 pi, 2 pi + 1) of the B-bit codes in w[], from this lane's column of the
- * table at lut. */
 static __device__ __forceinline__ unsigned kvtc__lds(unsigned addr) { /* addr: shared window */
     unsigned v;
     asm("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(addr) : "memory"); /* stays between the block's barriers */
     return v;
 }
+/* fp16 pair pi (coordinates 2 pi, 2 pi + 1) of the B-bit codes in w[], from this lane's column of the
+ * table that t addresses. */
 template <int B, int N>
 static __device__ __forceinline__ unsigned kvtc__pair(const unsigned (&w)[N], int pi, const kvtc__lane_lut &t) {
     if (B == 4) return kvtc__lds(kvtc__lut_ofs(w[pi >> 2], 8 * (pi & 3), 8, t));
@@ -2015,7 +2015,6 @@ static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, 
     if (!ok) return;
     const long long kb = (long long)blk * a.k_blk_bytes, vb = (long long)blk * a.v_blk_bytes;
     const unsigned char *kc = src.k + kb + off * KROW, *vc = src.v + vb + off * VROW;
-
     kvtc__cp_async<S::KL>(sb + S::K0 + lane * S::KL, kc);
     kvtc__cp_async<S::KL>(sb + S::K1 + lane * S::KL, kc + 8 * KROW);
     constexpr int rows[4] = {0, 1, 8, 9}; /* value rows 2t, 2t + 1, 2t + 8, 2t + 9 */
@@ -2076,8 +2075,9 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
 
 /* kvtc__k_attn_tc<D, KB, VB>   CPU twin: kvtc_attn_decode
  * grid (n_kv_heads, n_seqs, n_split), block 32 W (W = KVTC__TC_WARPS = 4 warps); each warp takes every
- * W-th 16-token tile of the split through its own ring of KVTC__TC_STAGES cp.async stages (two tiles in flight while one computes;
- * lanes 0-3 copy the tile's norms for the whole warp, so a __syncwarp follows each wait).
+ * W-th 16-token tile of the split through its own ring of KVTC__TC_STAGES cp.async stages (two tiles in
+ * flight while one computes; lanes 0-3 copy the tile's norms for the whole warp, so a __syncwarp follows
+ * each wait).
  * Per tile and warp: scores S (16 tokens x 8 heads) = K Q'^T as D/16 k-steps of two mma each (query hi
  * and lo parts, into 4 accumulators so the chain is short); online softmax per head; the weights
  * p * n_v go through movmatrix into the B fragment of O'^T (D x 8) += V^T P^T, D/16 mma.
@@ -2121,8 +2121,9 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int h = blockIdx.x, b = blockIdx.y, split = blockIdx.z, G = a.gqa;
     /* the pair tables, at offsets tc_klut and tc_vlut (see the layout) */
-    const unsigned lut = (unsigned)__cvta_generic_to_shared(kvtc__smem_tc) + 4u * lane, m128 = 128u | (a.tc_klut & 0x80000000u);
-    const kvtc__lane_lut lane4k = {lut + a.tc_klut, m128, m128 >> 4}, lane4v = {lut + a.tc_vlut, m128, m128 >> 4}; /* m128: 128, opaque */
+    const unsigned lut = (unsigned)__cvta_generic_to_shared(kvtc__smem_tc) + 4u * lane;
+    const unsigned m128 = 128u | (a.tc_klut & 0x80000000u); /* 128, opaque to the compiler (kvtc__lane_lut) */
+    const kvtc__lane_lut lane4k = {lut + a.tc_klut, m128, m128 >> 4}, lane4v = {lut + a.tc_vlut, m128, m128 >> 4};
     unsigned char *ring = kvtc__smem_tc + a.tc_ring + warp * NST * Stage::BYTES; /* this warp's stages */
     const unsigned ring_s = (unsigned)__cvta_generic_to_shared(ring);
     float *s_q = (float *)(kvtc__smem_tc + a.tc_q);    /* [8][D] rotated, scaled queries */
@@ -2243,11 +2244,12 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
 #pragma unroll
         for (int r = 0; r < 2; ++r)
 #pragma unroll
-            for (int w = 0; w < kvtc__tile<D, KB, VB>::VW; ++w) kvtc__interleave<VB>(cur.v[2 * r][w], cur.v[2 * r + 1][w], ve[r][w], vo[r][w]);
+            for (int w = 0; w < kvtc__tile<D, KB, VB>::VW; ++w)
+                kvtc__interleave<VB>(cur.v[2 * r][w], cur.v[2 * r + 1][w], ve[r][w], vo[r][w]);
 #pragma unroll
         for (int m = 0; m < NS; ++m)
-            kvtc__mma16816(acc[m], kvtc__pair<VB>(ve[0], m, lane4v), kvtc__pair<VB>(vo[0], m, lane4v), kvtc__pair<VB>(ve[1], m, lane4v),
-                           kvtc__pair<VB>(vo[1], m, lane4v), pb0, pb1);
+            kvtc__mma16816(acc[m], kvtc__pair<VB>(ve[0], m, lane4v), kvtc__pair<VB>(vo[0], m, lane4v),
+                           kvtc__pair<VB>(ve[1], m, lane4v), kvtc__pair<VB>(vo[1], m, lane4v), pb0, pb1);
         blk_next = blk_after;
     }
     kvtc__cp_wait<0>();
@@ -2338,7 +2340,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const k
     return KVTC_OK;
 }
 
-/* Shared-memory layout of kvtc__k_attn_tc: the pair tables and the 4 warps' rings from offset 0 (the warp
+/* Shared-memory layout of kvtc__k_attn_tc: the pair tables and the W warps' rings from offset 0 (the warp
  * merge area overlays them after the loop), then the queries, the query fragments, rotation scratch,
  * per-warp max and sum. The larger table sits at 0 and the other at the larger one's size. */
 typedef struct kvtc__attn_tc_layout {
@@ -2526,7 +2528,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
     if (!launched && kc->meta.params.head_dim == (D_) && kb == (KB_) && vb == (VB_)) {                                  \
         KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn_tc<D_, KB_, VB_>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
                                              (int)lt.bytes));                                                          \
-        kvtc__k_attn_tc<D_, KB_, VB_><<<grid, 32 * KVTC__TC_WARPS, lt.bytes, stream>>>(a);                                             \
+        kvtc__k_attn_tc<D_, KB_, VB_><<<grid, 32 * KVTC__TC_WARPS, lt.bytes, stream>>>(a);                             \
         KVTC_CUDA_CHECK(cudaGetLastError());                                                                           \
         launched = true;                                                                                               \
     }
