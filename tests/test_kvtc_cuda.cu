@@ -645,6 +645,17 @@ static int test_attention_parity(void) {
         A lc = {M, 4, M, 4, 128, 1, 4, 0, false, 0, 0, 0};
         if (attn_both(lc, std::vector<int>{131072, 5}, 999) != T_PASS) return T_FAIL;
     }
+    /* the tensor-core kernel on longer ragged contexts: 33-40 splits (more than 32 parts for the merge),
+     * pages of 32, 64, 160 and 256 tokens, spread value norms, GQA 1/2/5/6/8, rotated output, graph capture */
+    {
+        static const A xc[] = {
+            {M, 4, M, 4, 128, 1, 5, 37, false, 32, 1, 0},  {M, 8, M, 4, 256, 1, 6, 34, false, 64, 1, 0},
+            {M, 2, M, 2, 64, 2, 8, 33, false, 32, 1, 0},   {M, 2, M, 2, 64, 2, 8, 0, false, 160, 1, 0},
+            {M, 4, M, 2, 128, 1, 1, 0, false, 256, 1, 1},  {M, 4, M, 4, 256, 3, 2, 40, true, 16, 1, 0},
+        };
+        for (size_t i = 0; i < sizeof xc / sizeof xc[0]; ++i)
+            if (attn_both(xc[i], std::vector<int>{3000, 1, 0, 777, 2049}, 77) != T_PASS) return T_FAIL;
+    }
     /* unsupported combinations are refused, not run */
     {
         gcodec a, b, c;
