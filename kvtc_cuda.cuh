@@ -3150,23 +3150,35 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gemm(kvtc__gemm_args a) {
         for (int j = 0; j < WN; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+    /* This thread's copy sources: chunk i of a stage is tile row r0 + 32 i, words q .. q + 3 of the k-tile.
+     * Rows past the matrix read nothing (src-size 0) from the address of a row that exists. Byte offsets
+     * of the chunks from the first fit 32 bits (the launcher bounds lda and ldb). */
+    const int r0 = tid >> 3, q = (tid & 7) * 4;
+    const char *pa = (const char *)(A + (long long)(m0 + r0 < a.M ? m0 + r0 : 0) * a.lda + q);
+    const char *pb = (const char *)(B + (long long)(n0 + r0 < N ? n0 + r0 : 0) * a.ldb + q);
+    const char *pbl = (const char *)(Bl + (long long)(n0 + r0 < N ? n0 + r0 : 0) * a.ldb + q);
+    unsigned oa[4], ob[BN / 32], va = 0, vb = 0; /* offsets; bit i: chunk i's row exists */
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const bool in = m0 + r0 + 32 * i < a.M;
+        oa[i] = in ? (unsigned)(32 * i) * (unsigned)a.lda * 4u : 0u, va |= (unsigned)in << i;
+    }
+#pragma unroll
+    for (int i = 0; i < BN / 32; ++i) {
+        const bool in = n0 + r0 + 32 * i < N;
+        ob[i] = in ? (unsigned)(32 * i) * (unsigned)a.ldb * 4u : 0u, vb |= (unsigned)in << i;
+    }
     auto load = [&](int st, int kb) {
-        const int k0 = kb * 32;
+        const long long k0 = kb * 128; /* bytes */
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const int c = tid + i * 256, r = c >> 3, q = (c & 7) * 4, gr = m0 + r;
-            kvtc__tcg_cp16(As + (st * BM + r) * LDS + q, A + (long long)(gr < a.M ? gr : 0) * a.lda + k0 + q, gr < a.M ? 16 : 0);
-        }
+        for (int i = 0; i < 4; ++i)
+            kvtc__tcg_cp16(As + (st * BM + r0 + 32 * i) * LDS + q, pa + k0 + oa[i], (va >> i & 1u) ? 16 : 0);
 #pragma unroll
-        for (int h = 0; h < NB; ++h) {
-            const unsigned *src = h ? Bl : B;
+        for (int h = 0; h < NB; ++h)
 #pragma unroll
-            for (int i = 0; i < BN / 32; ++i) {
-                const int c = tid + i * 256, r = c >> 3, q = (c & 7) * 4, gn = n0 + r;
-                kvtc__tcg_cp16(Bs + ((st * NB + h) * BN + r) * LDS + q, src + (long long)(gn < N ? gn : 0) * a.ldb + k0 + q,
-                           gn < N ? 16 : 0);
-            }
-        }
+            for (int i = 0; i < BN / 32; ++i)
+                kvtc__tcg_cp16(Bs + ((st * NB + h) * BN + r0 + 32 * i) * LDS + q, (h ? pbl : pb) + k0 + ob[i],
+                               (vb >> i & 1u) ? 16 : 0);
     };
 #pragma unroll
     for (int s = 0; s < ST - 1; ++s) {
@@ -3176,12 +3188,14 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gemm(kvtc__gemm_args a) {
     for (int kb = 0; kb < nk; ++kb) {
         kvtc__tcg_cp_wait<ST - 2>();
         __syncthreads();
-        if (kb + ST - 1 < nk) load((kb + ST - 1) % ST, kb + ST - 1);
-        kvtc__tcg_cp_commit();
         const int st = kb % ST;
         const unsigned *as = As + st * BM * LDS, *bs = Bs + st * NB * BN * LDS;
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
+            if (ks == 1) { /* the next stage's copies go out after the first k-step's mma are issued */
+                if (kb + ST - 1 < nk) load((kb + ST - 1) % ST, kb + ST - 1);
+                kvtc__tcg_cp_commit();
+            }
             unsigned af[4][4], bf[WN][2];
 #pragma unroll
             for (int mi = 0; mi < 4; ++mi) /* a0..a3: rows +0/+8, words +0/+4 */
@@ -3228,18 +3242,23 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gemm(kvtc__gemm_args a) {
     kvtc__tcg_cp_wait<0>();
     float *C = a.C + (long long)g * a.sC;
     const float *bias = a.bias ? a.bias + (long long)g * a.sBias : NULL;
+    const bool pairs = ((a.ldc | (int)(a.sC & 1)) & 1) == 0 && ((size_t)a.C & 7) == 0; /* (col, col + 1) as one float2 */
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
         for (int ni = 0; ni < WN; ++ni)
 #pragma unroll
             for (int hh = 0; hh < 2; ++hh) {
-                const int row = m0 + wm + mi * 16 + gq + hh * 8;
-                if (row >= a.M) continue;
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const int col = n0 + wn + ni * 8 + 2 * tq + e;
-                    if (col < N) C[(long long)row * a.ldc + col] = acc[mi][ni][hh * 2 + e] + (bias ? bias[col] : 0.0f);
+                const int row = m0 + wm + mi * 16 + gq + hh * 8, col = n0 + wn + ni * 8 + 2 * tq;
+                if (row >= a.M || col >= N) continue;
+                float *c = C + (long long)row * a.ldc + col;
+                const float v0 = acc[mi][ni][hh * 2] + (bias ? bias[col] : 0.0f);
+                if (col + 1 < N) {
+                    const float v1 = acc[mi][ni][hh * 2 + 1] + (bias ? bias[col + 1] : 0.0f);
+                    if (pairs) *(float2 *)c = make_float2(v0, v1);
+                    else c[0] = v0, c[1] = v1;
+                } else {
+                    c[0] = v0;
                 }
             }
 }
@@ -4133,6 +4152,7 @@ static kvtc_status kvtc__tcg_gemm(const kvtc_cuda_tc *plan, const kvtc__tcg_ws *
         ga.sBias = plan->dim;
     }
     if (m > 0x7fffffffLL - 128) return KVTC_ERR_UNSUPPORTED;
+    if (mode != KVTC_CUDA_TC_GEMM_EXACT && (ga.lda > (1 << 22) || ga.ldb > (1 << 22))) return KVTC_ERR_UNSUPPORTED; /* 32-bit copy offsets */
     if (mode == KVTC_CUDA_TC_GEMM_EXACT) {
         const dim3 grid((unsigned)((m + 63) / 64), (unsigned)((ga.N + 63) / 64), (unsigned)plan->n_groups);
         kvtc__k_tcg_gemm_exact<<<grid, 256, 0, stream>>>(ga);
