@@ -3119,9 +3119,11 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_padcols(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_gemm<MODE, WN>   CPU twin: kvtc__gemm (projection and reconstruction)
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <0,4> (TF32X3) 140 regs, 110592 B dynamic smem, 1 block/SM;
- * <0,2> (TF32X3, N <= 128) 80 regs, 73728 B; <1,2> (F16, N <= 128) 74 regs, 82944 B; <1,8> (F16) 242 regs, 165888 B,
- * 1 block/SM; 0 spills. Fragments by ldmatrix.x4 (kvtc__tcg_ldsm4).
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <0,4> (TF32X3) 138 regs, 110592 B dynamic smem, 1 block/SM;
+ * <0,2> (TF32X3, N <= 128) 80 regs, 73728 B; <1,2> (F16, N <= 128) 64 regs, 82944 B; <1,8> (F16) 220 regs, 165888 B,
+ * 1 block/SM; 0 spills. Fragments by ldmatrix.x4 (kvtc__tcg_ldsm4). Each thread's copy sources are set
+ * once per block; a k-tile's copies go out after its first k-step's mma (<1,8>: 271 SASS instructions per
+ * k-tile, 128 of them mma).
  * grid (ceil(M/128), ceil(N/BN), n_groups), block 256 (8 warps as 2 x 4, warp tile 64 x 8 WN), BN = 32 WN,
  * tiles of 32 k-words through cp.async (MODE 0: 2 stages of A fp32 + B hi + B lo; MODE 1: 3 stages of A + B),
  * shared rows padded to 36 words (conflict-free fragment loads).
@@ -3242,7 +3244,8 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gemm(kvtc__gemm_args a) {
     kvtc__tcg_cp_wait<0>();
     float *C = a.C + (long long)g * a.sC;
     const float *bias = a.bias ? a.bias + (long long)g * a.sBias : NULL;
-    const bool pairs = ((a.ldc | (int)(a.sC & 1)) & 1) == 0 && ((size_t)a.C & 7) == 0; /* (col, col + 1) as one float2 */
+    /* (col, col + 1) as one float2 store */
+    const bool pairs = ((a.ldc | (int)(a.sC & 1)) & 1) == 0 && ((size_t)a.C & 7) == 0;
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
@@ -4152,7 +4155,8 @@ static kvtc_status kvtc__tcg_gemm(const kvtc_cuda_tc *plan, const kvtc__tcg_ws *
         ga.sBias = plan->dim;
     }
     if (m > 0x7fffffffLL - 128) return KVTC_ERR_UNSUPPORTED;
-    if (mode != KVTC_CUDA_TC_GEMM_EXACT && (ga.lda > (1 << 22) || ga.ldb > (1 << 22))) return KVTC_ERR_UNSUPPORTED; /* 32-bit copy offsets */
+    /* the GEMM's 32-bit copy offsets (kvtc__k_tcg_gemm) */
+    if (mode != KVTC_CUDA_TC_GEMM_EXACT && (ga.lda > (1 << 22) || ga.ldb > (1 << 22))) return KVTC_ERR_UNSUPPORTED;
     if (mode == KVTC_CUDA_TC_GEMM_EXACT) {
         const dim3 grid((unsigned)((m + 63) / 64), (unsigned)((ga.N + 63) / 64), (unsigned)plan->n_groups);
         kvtc__k_tcg_gemm_exact<<<grid, 256, 0, stream>>>(ga);
