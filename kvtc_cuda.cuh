@@ -1880,8 +1880,10 @@ static __device__ __forceinline__ unsigned kvtc__half2_bits(float lo, float hi) 
 /* Pair table of a B-bit codebook in shared memory: for B = 2 and 4, entry e = (code of the first of two
  * consecutive coordinates) | (code of the second) << B holds both centroids as fp16 (first in the low
  * half); for B = 8 entry e holds centroid e in the low half. Every entry is stored 32 times, word
- * e * 32 + lane for lane `lane`, so a warp's lookups never conflict on a bank (16 copies, two lanes to
- * a copy, measured 25% slower at batch 8 / 32K; 8 copies 47%). */
+ * e * 64 + lane for lane `lane` (a row of 256 bytes per entry: the key table in bytes 0-127, the value
+ * table, unless K and V share it, in bytes 128-255), so a warp's lookups never conflict on a bank (16
+ * copies, two lanes to a copy, measured 25% slower at batch 8 / 32K; 8 copies 47%), and an 8-bit index is
+ * placed into a lane's address by one byte permute (kvtc__lut_ofs). */
 template <int B>
 struct kvtc__pairs {
     static constexpr int entries = B == 8 ? 256 : 1 << (2 * B);
@@ -1894,25 +1896,25 @@ static __device__ void kvtc__pairs_fill(unsigned *lut, const float *cent) {
         const int e = i >> 3, mask = (1 << B) - 1;
         const unsigned v = B == 8 ? kvtc__half2_bits(__ldg(cent + e), 0.0f)
                                   : kvtc__half2_bits(__shfl_sync(KVTC__FULL, mine, e & mask), __shfl_sync(KVTC__FULL, mine, e >> B));
-        ((uint4 *)lut)[i] = make_uint4(v, v, v, v); /* 4 of entry e's 32 lane copies */
+        ((uint4 *)lut)[e * 16 + (i & 7)] = make_uint4(v, v, v, v); /* 4 of entry e's 32 lane copies */
     }
 }
-/* Shared-window address of the entry in a pair table whose index is the `bits`-bit field of w at bit
- * `pos`, for lane4 = table address + 4 * lane: field * 128 + lane4. The integer ALU pipe runs at half
- * rate and was what limited the loop, so the field is isolated with one ALU op (a byte by prmt; a 4-bit
- * field masked in place in its byte, the byte moved down once for both of its fields) and scaled and
- * placed by one mad on the FMA pipe (pos and bits are constants once the callers' loops are unrolled). */
+/* Byte offset, in a pair table, of this lane's copy of the entry whose index is the `bits`-bit field of w
+ * at bit `pos`: field * 256 + 4 * lane. An 8-bit field is a byte of w, which one prmt puts into byte 1
+ * of 4 * lane (bits 8-15 of the offset); the table's address is uniform across the warp and the load
+ * adds it (ld.shared [R + UR]). A 4-bit field is masked in place in its byte (the byte moved down once
+ * for both of its fields) and scaled and placed by one mad on the FMA pipe: the integer ALU pipe runs at
+ * half rate and was what limited the loop (pos and bits are constants once the callers' loops are
+ * unrolled). */
 struct kvtc__lane_lut {
-    unsigned lane4; /* the table's shared-window address + 4 * lane */
-    unsigned m128, m8; /* 128 and 8, which the compiler must not see as constants (it would turn x * 2^k + c into ALU ops) */
+    const unsigned char *tab; /* the table (shared memory) */
+    unsigned lane4;           /* 4 * lane */
+    unsigned m256, m16; /* 256 and 16, which the compiler must not see as constants (it would turn x * 2^k + c into ALU ops) */
 };
 static __device__ __forceinline__ unsigned kvtc__lut_ofs(unsigned w, int pos, int bits, const kvtc__lane_lut &t) {
-    if (bits == 8) {
-        const unsigned f = pos == 0 ? w & 0xffu : pos == 24 ? w >> 24 : __byte_perm(w, 0u, 0x4440u | (unsigned)(pos >> 3));
-        return f * t.m128 + t.lane4;
-    }
+    if (bits == 8) return __byte_perm(w, t.lane4, 0x7604u | (unsigned)((pos >> 3) << 4));
     const unsigned u = pos >= 8 ? w >> (pos & ~7) : w; /* bits == 4 */
-    return (pos & 7) ? (u & 0xf0u) * t.m8 + t.lane4 : (u & 0xfu) * t.m128 + t.lane4;
+    return (pos & 7) ? (u & 0xf0u) * t.m16 + t.lane4 : (u & 0xfu) * t.m256 + t.lane4;
 }
 static __device__ __forceinline__ unsigned kvtc__lds(unsigned addr) { /* addr: shared window */
     unsigned v;
@@ -1923,11 +1925,13 @@ static __device__ __forceinline__ unsigned kvtc__lds(unsigned addr) { /* addr: s
  * table that t addresses. */
 template <int B, int N>
 static __device__ __forceinline__ unsigned kvtc__pair(const unsigned (&w)[N], int pi, const kvtc__lane_lut &t) {
-    if (B == 4) return kvtc__lds(kvtc__lut_ofs(w[pi >> 2], 8 * (pi & 3), 8, t));
-    if (B == 2) return kvtc__lds(kvtc__lut_ofs(w[pi >> 3], 4 * (pi & 7), 4, t));
+#define KVTC__LUT(o) (*(const unsigned *)(t.tab + (o))) /* a plain load: the barriers order it */
+    if (B == 4) return KVTC__LUT(kvtc__lut_ofs(w[pi >> 2], 8 * (pi & 3), 8, t));
+    if (B == 2) return KVTC__LUT(kvtc__lut_ofs(w[pi >> 3], 4 * (pi & 7), 4, t));
     /* B == 8: two single-code entries */
-    return __byte_perm(kvtc__lds(kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1), 8, t)),
-                       kvtc__lds(kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1) + 8, 8, t)), 0x5410u);
+    return __byte_perm(KVTC__LUT(kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1), 8, t)),
+                       KVTC__LUT(kvtc__lut_ofs(w[pi >> 1], 16 * (pi & 1) + 8, 8, t)), 0x5410u);
+#undef KVTC__LUT
 }
 /* Codes of two tokens a and b (B = 2 or 4 bits, consecutive coordinates) -> pair-table indices of
  * (a, b) at one coordinate: e holds those of the even coordinates, o of the odd ones, in the places
@@ -1949,6 +1953,21 @@ static __device__ __forceinline__ float kvtc__lg2(float x) {
     return y;
 }
 
+/* Tuning knobs of the tensor-core kernel, for benchmarking variants (bench/RESULTS.md has the ones
+ * measured); the tests run the defaults. */
+#ifndef KVTC__TC_STAGES /* cp.async stages per warp: STAGES - 1 tiles in flight while one computes */
+#define KVTC__TC_STAGES 3
+#endif
+#ifndef KVTC__TC_WARPS /* warps per block: they share the block's pair tables */
+#define KVTC__TC_WARPS 4
+#endif
+#ifndef KVTC__TC_QREG /* query fragments in registers (d <= 128) rather than shared memory */
+#define KVTC__TC_QREG 1
+#endif
+#ifndef KVTC__TC_MINB /* resident blocks per SM the registers are budgeted for (launch bounds) */
+#define KVTC__TC_MINB(D) (KVTC__TC_WARPS > 4 ? ((D) == 256 ? 1 : 2) : ((D) == 256 ? 2 : 3))
+#endif
+
 /* What a lane of the tensor-core kernel reads of one 16-token tile: a quarter of key rows g and g + 8
  * (coordinates t*D/4 .. +D/4), an eighth of value rows 2t, 2t+1, 2t+8, 2t+9 (coordinates g*D/8 .. +D/8),
  * and the key and value norms of rows g and g + 8. Each lane copies exactly its codes into its own
@@ -1956,21 +1975,59 @@ static __device__ __forceinline__ float kvtc__lg2(float x) {
  * under 4 bytes come as the aligned word that holds them. A stage is [field][32 lanes] so that a
  * warp's reads of one field are contiguous. The tile's 16 key and 16 value norms (two 16-byte-aligned
  * pieces of 32 bytes: sections of a page are 16-aligned) are copied by lanes 0-3, 16 bytes each, and
- * read by every lane; each lane reads back the mask word of the stage it wrote itself. */
+ * read by every lane; each lane reads back the mask word of the stage it wrote itself. Every field starts
+ * on a 128-byte boundary of the stage and no piece crosses one, so a ring may also live in the upper
+ * halves of the pair tables' 256-byte rows (kvtc__tc_slots). */
 __host__ __device__ constexpr int kvtc__tc_kl(int d, int kb) { return d * kb / 32 < 4 ? 4 : d * kb / 32; }
 __host__ __device__ constexpr int kvtc__tc_vl(int d, int vb) { return d * vb / 64 < 4 ? 4 : d * vb / 64; }
-/* bytes of one stage: K0, K1 [32][KL], V [4][32][VL], norms [2][16] fp16 (K, V), mask [32] words */
+/* bytes of one stage: K0, K1 [32][KL], V [4][32][VL], norms [2][16] fp16 (K, V) and 64 bytes of padding,
+ * mask [32] words */
 __host__ __device__ constexpr int kvtc__tc_stage_bytes(int d, int kb, int vb) {
-    return 64 * kvtc__tc_kl(d, kb) + 128 * kvtc__tc_vl(d, vb) + 64 + 128;
+    return 64 * kvtc__tc_kl(d, kb) + 128 * kvtc__tc_vl(d, vb) + 128 + 128;
+}
+/* Rows of the pair tables (kvtc__pairs_fill). The upper halves of rows h0.. are free (h0 = 0 when keys and
+ * values share one table, else the value table's rows), and the rings of the first kvtc__tc_hole_warps
+ * warps live there. */
+__host__ __device__ constexpr int kvtc__tc_rows_of(int bits) { return bits == 2 ? 16 : 256; }
+__host__ __device__ constexpr int kvtc__tc_rows(int kb, int vb) {
+    return kvtc__tc_rows_of(kb) > kvtc__tc_rows_of(vb) ? kvtc__tc_rows_of(kb) : kvtc__tc_rows_of(vb);
+}
+__host__ __device__ constexpr int kvtc__tc_h0(int vb, int share) { return share ? 0 : kvtc__tc_rows_of(vb); }
+__host__ __device__ constexpr int kvtc__tc_hole_warps(int d, int kb, int vb, int share, int warps, int stages) {
+    return 128 * (kvtc__tc_rows(kb, vb) - kvtc__tc_h0(vb, share)) / (stages * kvtc__tc_stage_bytes(d, kb, vb)) < warps
+               ? 128 * (kvtc__tc_rows(kb, vb) - kvtc__tc_h0(vb, share)) / (stages * kvtc__tc_stage_bytes(d, kb, vb))
+               : warps;
 }
 template <int D, int KB, int VB>
 struct kvtc__tc_stage {
     static constexpr int KBYTES = D * KB / 32, VBYTES = D * VB / 64;  /* what a lane needs */
     static constexpr int KL = kvtc__tc_kl(D, KB), VL = kvtc__tc_vl(D, VB); /* what it copies */
-    static constexpr int K0 = 0, K1 = 32 * KL, V = 64 * KL, NORM = 64 * KL + 128 * VL, OK = NORM + 64;
+    static constexpr int K0 = 0, K1 = 32 * KL, V = 64 * KL, NORM = 64 * KL + 128 * VL, OK = NORM + 128;
     static constexpr int BYTES = kvtc__tc_stage_bytes(D, KB, VB);
-    static_assert(BYTES == OK + 128, "stage layout");
+    static_assert(BYTES == OK + 128 && BYTES % 128 == 0 && NORM % 128 == 0, "stage layout");
 };
+/* Where this lane's slots of its warp's stage 0 are (byte offsets in the kernel's shared memory) and the
+ * stride between stages. The ring follows the tables, or (warps below kvtc__tc_hole_warps) lives in the
+ * upper halves of the table rows from h0: ring byte x then sits at 256 h0 + 2 (x - x % 128) + 128 + x % 128. */
+struct kvtc__tc_slots {
+    unsigned k0, k1, v, vstep, nw, nr, ok, stage; /* v: value row u at v + u * vstep; nw: norm copy, nr: norm reads */
+};
+template <int D, int KB, int VB, bool SH>
+static __device__ __forceinline__ kvtc__tc_slots kvtc__tc_slots_of(unsigned ring_after, int warp, int g, int lane) {
+    typedef kvtc__tc_stage<D, KB, VB> S;
+    constexpr int HW = kvtc__tc_hole_warps(D, KB, VB, SH, KVTC__TC_WARPS, KVTC__TC_STAGES);
+    constexpr unsigned H0 = 256u * kvtc__tc_h0(VB, SH);
+    const bool in = warp < HW;
+    const unsigned m = in ? 2u : 1u, base = in ? H0 + 2u * warp * KVTC__TC_STAGES * S::BYTES
+                                               : ring_after + (unsigned)(warp - HW) * KVTC__TC_STAGES * S::BYTES;
+    auto at = [&](unsigned x) { return base + (in ? 2u * (x & ~127u) + 128u + (x & 127u) : x); };
+    kvtc__tc_slots o;
+    o.k0 = at(S::K0 + lane * S::KL), o.k1 = at(S::K1 + lane * S::KL);
+    o.v = at(S::V + lane * S::VL), o.vstep = m * 32u * S::VL;
+    o.nw = at(S::NORM + 16 * (lane & 3)), o.nr = at(S::NORM) + 2u * g, o.ok = at(S::OK + 4 * lane);
+    o.stage = m * S::BYTES;
+    return o;
+}
 template <int N>
 static __device__ __forceinline__ void kvtc__cp_async(unsigned dst, const void *src) {
     static_assert(N == 4 || N == 8 || N % 16 == 0, "cp.async size");
@@ -2004,23 +2061,23 @@ static __device__ __forceinline__ kvtc__tc_src kvtc__tc_src_of(const kvtc__attn_
     return s;
 }
 /* Start copying this lane's part of the tile at token offset `off` (a multiple of 16) of physical block
- * `blk` into stage sb (a shared address); a bad block id marks the stage masked. */
+ * `blk` into the stage at shared address sb + the slots o; a bad block id marks the stage masked. */
 template <int D, int KB, int VB>
 static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, const kvtc__tc_src &src, int blk, int off,
-                                                      int lane, unsigned sb) {
+                                                      int lane, unsigned sb, const kvtc__tc_slots &o) {
     typedef kvtc__tc_stage<D, KB, VB> S;
     constexpr int KROW = D * KB / 8, VROW = D * VB / 8;
     const bool ok = blk >= 0 && blk < a.n_blocks;
-    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sb + S::OK + 4 * lane), "r"((unsigned)ok) : "memory");
+    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sb + o.ok), "r"((unsigned)ok) : "memory");
     if (!ok) return;
     const long long kb = (long long)blk * a.k_blk_bytes, vb = (long long)blk * a.v_blk_bytes;
     const unsigned char *kc = src.k + kb + off * KROW, *vc = src.v + vb + off * VROW;
-    kvtc__cp_async<S::KL>(sb + S::K0 + lane * S::KL, kc);
-    kvtc__cp_async<S::KL>(sb + S::K1 + lane * S::KL, kc + 8 * KROW);
+    kvtc__cp_async<S::KL>(sb + o.k0, kc);
+    kvtc__cp_async<S::KL>(sb + o.k1, kc + 8 * KROW);
     constexpr int rows[4] = {0, 1, 8, 9}; /* value rows 2t, 2t + 1, 2t + 8, 2t + 9 */
 #pragma unroll
-    for (int u = 0; u < 4; ++u) kvtc__cp_async<S::VL>(sb + S::V + (u * 32 + lane) * S::VL, vc + rows[u] * VROW);
-    if (lane < 4) kvtc__cp_async<16>(sb + S::NORM + 16 * lane, src.n + (lane < 2 ? kb : vb) + 2 * off);
+    for (int u = 0; u < 4; ++u) kvtc__cp_async<S::VL>(sb + o.v + u * o.vstep, vc + rows[u] * VROW);
+    if (lane < 4) kvtc__cp_async<16>(sb + o.nw, src.n + (lane < 2 ? kb : vb) + 2 * off);
 }
 
 template <int D, int KB, int VB>
@@ -2030,41 +2087,48 @@ struct kvtc__tile {
     float nk0, nk1, nv0, nv1;
     bool ok0, ok1; /* rows g and g + 8 hold tokens of the context */
 };
+/* N words at shared-window address p (16-byte aligned when N >= 4); like kvtc__lds, ordered by the barriers */
 template <int N>
-static __device__ __forceinline__ void kvtc__lds_words(const unsigned char *p, unsigned (&w)[N]) {
+static __device__ __forceinline__ void kvtc__lds_words(unsigned p, unsigned (&w)[N]) {
     if (N == 1) {
-        w[0] = *(const unsigned *)p;
+        w[0] = kvtc__lds(p);
     } else if (N == 2) {
-        const uint2 v = *(const uint2 *)p;
-        w[0] = v.x, w[1] = v.y;
+        asm("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(w[0]), "=r"(w[1]) : "r"(p) : "memory");
     } else {
 #pragma unroll
-        for (int i = 0; i < N / 4; ++i) {
-            const uint4 v = ((const uint4 *)p)[i];
-            w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
-        }
+        for (int i = 0; i < N / 4; ++i)
+            asm("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                : "=r"(w[4 * i]), "=r"(w[4 * i + 1]), "=r"(w[4 * i + 2]), "=r"(w[4 * i + 3])
+                : "r"(p + 16 * i)
+                : "memory");
     }
 }
-/* Read this lane's part of a landed stage; n_valid = tokens of the context from the tile's first. */
+static __device__ __forceinline__ float kvtc__lds_half(unsigned p) {
+    unsigned short h;
+    asm("ld.shared.u16 %0, [%1];" : "=h"(h) : "r"(p) : "memory");
+    return __half2float(__ushort_as_half(h));
+}
+/* Read this lane's part of a landed stage (at sb + the slots o); n_valid = tokens of the context from the
+ * tile's first. */
 template <int D, int KB, int VB>
-static __device__ __forceinline__ void kvtc__tc_read(const unsigned char *sb, int n_valid, int g, int lane,
+static __device__ __forceinline__ void kvtc__tc_read(unsigned sb, const kvtc__tc_slots &o, int n_valid, int g,
                                                      kvtc__tile<D, KB, VB> &T) {
     typedef kvtc__tc_stage<D, KB, VB> S;
-    const bool ok = *(const unsigned *)(sb + S::OK + 4 * lane) != 0u;
-    kvtc__lds_words(sb + S::K0 + lane * S::KL, T.k0);
-    kvtc__lds_words(sb + S::K1 + lane * S::KL, T.k1);
+    const bool ok = kvtc__lds(sb + o.ok) != 0u;
+    kvtc__lds_words(sb + o.k0, T.k0);
+    kvtc__lds_words(sb + o.k1, T.k1);
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
-        kvtc__lds_words(sb + S::V + (u * 32 + lane) * S::VL, T.v[u]);
+        kvtc__lds_words(sb + o.v + u * o.vstep, T.v[u]);
         if (S::VBYTES < 4) T.v[u][0] >>= ((g * S::VBYTES) & 3) * 8;
     }
     T.ok0 = ok && g < n_valid;
     T.ok1 = ok && g + 8 < n_valid;
-    const __half *nh = (const __half *)(sb + S::NORM) + g; /* key norms of tokens 0-15, then value norms */
-    T.nk0 = T.ok0 ? __half2float(nh[0]) : 0.0f;
-    T.nk1 = T.ok1 ? __half2float(nh[8]) : 0.0f;
-    T.nv0 = T.ok0 ? __half2float(nh[16]) : 0.0f;
-    T.nv1 = T.ok1 ? __half2float(nh[24]) : 0.0f;
+    const unsigned nh = sb + o.nr; /* key norms of tokens g and g + 8, then value norms (fp16) */
+    T.nk0 = T.ok0 ? kvtc__lds_half(nh) : 0.0f;
+    T.nk1 = T.ok1 ? kvtc__lds_half(nh + 16) : 0.0f;
+    T.nv0 = T.ok0 ? kvtc__lds_half(nh + 32) : 0.0f;
+    T.nv1 = T.ok1 ? kvtc__lds_half(nh + 48) : 0.0f;
 }
 
 static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 8 lanes of one t */
@@ -2085,31 +2149,19 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * largest weighted term is 1 whatever the value norms are); the sum L is kept against it too.
  * Coordinates: lane (g, t) holds key coordinates t*D/4 + 4s .. +3 of k-step s and value coordinates
  * g*D/8 + 2m, +1 of m-tile m, so every lane reads whole aligned chunks of each record.
- * smem (kvtc__attn_tc_layout_of): pair tables (32 KiB for 4 or 8 bits, 2 KiB for 2; one table when K and
- * V share a codebook), the rings (4 x 3 x 2.2 KiB at d = 128, 4 bits), both reused by the warp merge after
- * the loop, then queries and their fragments.
- * The loop body is 475 SASS instructions per tile at <128,4,4>: the lookups are one ALU op and one mad
- * each (kvtc__lut_ofs), the copies use per-lane base pointers and immediate offsets (kvtc__tc_src).
- * regs @ sm_90, CUDA 13.0, 0 spills: d = 128: 146-163; d = 64: 108-115; d = 256: 161-168.
- * smem <128,4,4> (one shared table): 68.5 KiB, 3 blocks/SM (2 at d = 256).
+ * smem (kvtc__attn_tc_layout_of): pair tables in rows of 256 bytes (64 KiB for 4 or 8 bits, 4 KiB for 2;
+ * keys in the lower halves, values in the upper ones unless SH: K and V share a codebook), the rings
+ * (4 x 3 x 2.25 KiB at d = 128, 4 bits) in the free upper halves where they fit (kvtc__tc_slots), all
+ * reused by the warp merge after the loop, then queries and their fragments.
+ * The loop body is 419 SASS instructions per tile at <128,4,4,SH> (413 without SH; 475 when a lookup was
+ * a byte extract and a mad): a lookup is one prmt and one ld.shared (kvtc__lut_ofs), the copies use
+ * per-lane base pointers and immediate offsets (kvtc__tc_src).
+ * regs @ sm_90, CUDA 13.0, 0 spills: d = 128: 146-161; d = 64: 102-109; d = 256: 162-175.
+ * smem <128,4,4,SH>: 74.2 KiB, 3 blocks/SM (d = 256: 109.8 KiB, 2 blocks/SM).
  * bytes per token and KV head: D*KB/8 + 2 (K), D*VB/8 + 2 (V); measured bound: instruction issue and
  * latency (half the issue slots busy, bench/RESULTS.md), not HBM bandwidth */
-/* Tuning knobs of the tensor-core kernel, for benchmarking variants (bench/RESULTS.md has the ones
- * measured); the tests run the defaults. */
-#ifndef KVTC__TC_STAGES /* cp.async stages per warp: STAGES - 1 tiles in flight while one computes */
-#define KVTC__TC_STAGES 3
-#endif
-#ifndef KVTC__TC_WARPS /* warps per block: they share the block's pair tables */
-#define KVTC__TC_WARPS 4
-#endif
-#ifndef KVTC__TC_QREG /* query fragments in registers (d <= 128) rather than shared memory */
-#define KVTC__TC_QREG 1
-#endif
-#ifndef KVTC__TC_MINB /* resident blocks per SM the registers are budgeted for (launch bounds) */
-#define KVTC__TC_MINB(D) (KVTC__TC_WARPS > 4 ? ((D) == 256 ? 1 : 2) : ((D) == 256 ? 2 : 3))
-#endif
 #define KVTC__TC_NONE (-1e30f) /* running maximum before any token: finite, below every real score */
-template <int D, int KB, int VB>
+template <int D, int KB, int VB, bool SH>
 __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k_attn_tc(const kvtc__attn_args a) {
     static_assert(D == 64 || D == 128 || D == 256, "head_dim");
     static_assert((KB == 2 || KB == 4 || KB == 8) && (VB == 2 || VB == 4), "bits");
@@ -2120,12 +2172,14 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
     extern __shared__ __align__(16) unsigned char kvtc__smem_tc[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int h = blockIdx.x, b = blockIdx.y, split = blockIdx.z, G = a.gqa;
-    /* the pair tables, at offsets tc_klut and tc_vlut (see the layout) */
-    const unsigned lut = (unsigned)__cvta_generic_to_shared(kvtc__smem_tc) + 4u * lane;
-    const unsigned m128 = 128u | (a.tc_klut & 0x80000000u); /* 128, opaque to the compiler (kvtc__lane_lut) */
-    const kvtc__lane_lut lane4k = {lut + a.tc_klut, m128, m128 >> 4}, lane4v = {lut + a.tc_vlut, m128, m128 >> 4};
-    unsigned char *ring = kvtc__smem_tc + a.tc_ring + warp * NST * Stage::BYTES; /* this warp's stages */
-    const unsigned ring_s = (unsigned)__cvta_generic_to_shared(ring);
+    /* the pair tables, at the constant offsets 0 and (unless SH) 128: lookups are ld.shared [R + UR + imm] */
+    const unsigned m256 = 256u | (a.tc_vlut & 0x80000000u); /* 256, opaque to the compiler (kvtc__lane_lut) */
+    const kvtc__lane_lut lane4k = {kvtc__smem_tc, 4u * lane, m256, m256 >> 4};
+    const kvtc__lane_lut lane4v = {kvtc__smem_tc + (SH ? 0 : 128), 4u * lane, m256, m256 >> 4};
+    const kvtc__tc_slots slots = kvtc__tc_slots_of<D, KB, VB, SH>(a.tc_ring, warp, g, lane); /* this warp's stages */
+    /* the rings' base, through tc_klut (0): left to itself the compiler shares one register between this and
+     * the tables' base, which then no longer folds into the lookups' ld.shared [R + UR] */
+    const unsigned smem_s = (unsigned)__cvta_generic_to_shared(kvtc__smem_tc + a.tc_klut);
     float *s_q = (float *)(kvtc__smem_tc + a.tc_q);    /* [8][D] rotated, scaled queries */
     uint4 *s_qf = (uint4 *)(kvtc__smem_tc + a.tc_qf); /* [NS][32]: lane's B fragments {hi b0, hi b1, lo b0, lo b1} */
     float *s_buf = (float *)(kvtc__smem_tc + a.tc_buf); /* [W][D] rotation scratch */
@@ -2149,7 +2203,7 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
         if ((j) < n_mine) {                                                                                            \
             const unsigned tile_ = tile0 + (unsigned)(W * (j));                                                        \
             const int off_ = 16 * (int)(tile_ - kvtc__div(tile_, a.div_tpb) * (unsigned)a.tpb);                        \
-            kvtc__tc_issue<D, KB, VB>(a, src, blk, off_, lane, ring_s + ((j) % NST) * Stage::BYTES);                   \
+            kvtc__tc_issue<D, KB, VB>(a, src, blk, off_, lane, smem_s + ((j) % NST) * slots.stage, slots);             \
         }                                                                                                              \
         kvtc__cp_commit();                                                                                             \
     } while (0)
@@ -2157,8 +2211,8 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
 #pragma unroll
     for (int j = 0; j < NST - 1; ++j) KVTC__TC_ISSUE(j, KVTC__TC_BLK(j));
 
-    kvtc__pairs_fill<KB>((unsigned *)(kvtc__smem_tc + a.tc_klut), a.k.cent);
-    if (a.tc_vlut != a.tc_klut) kvtc__pairs_fill<VB>((unsigned *)(kvtc__smem_tc + a.tc_vlut), a.v.cent);
+    kvtc__pairs_fill<KB>((unsigned *)kvtc__smem_tc, a.k.cent);
+    if (!SH) kvtc__pairs_fill<VB>((unsigned *)(kvtc__smem_tc + 128), a.v.cent);
     /* q' = P_k q * scale * log2(e) for each head of the group; heads G..7 are zero */
     for (int gq = warp; gq < 8; gq += W) {
         if (gq < G) {
@@ -2196,7 +2250,7 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
         __syncwarp(); /* lanes 0-3 copied the norms every lane reads; the stage refilled next was read last time */
         KVTC__TC_ISSUE(j + NST - 1, blk_next);
         kvtc__tile<D, KB, VB> cur;
-        kvtc__tc_read<D, KB, VB>(ring + (j % NST) * Stage::BYTES, t_end - KVTC__TC_TOK(j), g, lane, cur);
+        kvtc__tc_read<D, KB, VB>(smem_s + (j % NST) * slots.stage, slots, t_end - KVTC__TC_TOK(j), g, cur);
         /* ---- scores S[token][head] = n_k <K row, q'> (log2 units), rows g and g + 8, heads 2t, 2t + 1 */
         float sc[4][4];
 #pragma unroll
@@ -2342,18 +2396,18 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_supported(const kvtc_cuda_codec *kc, const k
 
 /* Shared-memory layout of kvtc__k_attn_tc: the pair tables and the W warps' rings from offset 0 (the warp
  * merge area overlays them after the loop), then the queries, the query fragments, rotation scratch,
- * per-warp max and sum. The larger table sits at 0 and the other at the larger one's size. */
+ * per-warp max and sum. The tables share rows of 256 bytes, one per entry: keys in bytes 0-127, values
+ * in 128-255 (kvtc__pairs_fill), at constant offsets so that a lookup is one prmt and one load. */
 typedef struct kvtc__attn_tc_layout {
     unsigned klut, vlut, ring, q, qf, buf, ml, bytes;
 } kvtc__attn_tc_layout;
-static unsigned kvtc__pairs_bytes(int bits) { return (unsigned)((bits == 8 ? 256 : 1 << (2 * bits)) * 32 * 4); }
 static kvtc__attn_tc_layout kvtc__attn_tc_layout_of(int d, int kb, int vb, int share) {
     kvtc__attn_tc_layout l;
-    const unsigned tables = kvtc__pairs_bytes(kb) + (share ? 0u : kvtc__pairs_bytes(vb));
-    const unsigned front = tables + KVTC__TC_WARPS * KVTC__TC_STAGES * (unsigned)kvtc__tc_stage_bytes(d, kb, vb);
+    const unsigned tables = 256u * (unsigned)kvtc__tc_rows(kb, vb);
+    const int outside = KVTC__TC_WARPS - kvtc__tc_hole_warps(d, kb, vb, share, KVTC__TC_WARPS, KVTC__TC_STAGES);
+    const unsigned front = tables + (unsigned)(outside * KVTC__TC_STAGES * kvtc__tc_stage_bytes(d, kb, vb));
     const unsigned merge = KVTC__TC_WARPS * KVTC__ATTN_GMAX * d * 4u;
-    l.klut = share || kvtc__pairs_bytes(kb) >= kvtc__pairs_bytes(vb) ? 0u : kvtc__pairs_bytes(vb);
-    l.vlut = share || l.klut ? 0u : kvtc__pairs_bytes(kb);
+    l.klut = 0u, l.vlut = share ? 0u : 128u;
     l.ring = tables;
     l.q = ((front > merge ? front : merge) + 15u) & ~15u;
     l.qf = l.q + KVTC__ATTN_GMAX * d * 4u;
@@ -2362,11 +2416,30 @@ static kvtc__attn_tc_layout kvtc__attn_tc_layout_of(int d, int kb, int vb, int s
     l.bytes = l.ml + KVTC__TC_WARPS * KVTC__ATTN_GMAX * 2u * 4u;
     return l;
 }
-/* K and V use the same pair table when their codebooks are equal. */
+/* Launch kvtc__k_attn_tc, with one pair table for K and V when they share a codebook (needs KB == VB). */
+template <int D, int KB, int VB>
+static cudaError_t kvtc__attn_tc_launch(int share, dim3 grid, unsigned smem, const kvtc__attn_args &a,
+                                        cudaStream_t stream) {
+    cudaError_t e;
+    if constexpr (KB == VB) {
+        if (share) {
+            if ((e = cudaFuncSetAttribute(kvtc__k_attn_tc<D, KB, VB, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)smem)) != cudaSuccess)
+                return e;
+            kvtc__k_attn_tc<D, KB, VB, true><<<grid, 32 * KVTC__TC_WARPS, smem, stream>>>(a);
+            return cudaGetLastError();
+        }
+    }
+    if ((e = cudaFuncSetAttribute(kvtc__k_attn_tc<D, KB, VB, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)smem)) != cudaSuccess)
+        return e;
+    kvtc__k_attn_tc<D, KB, VB, false><<<grid, 32 * KVTC__TC_WARPS, smem, stream>>>(a);
+    return cudaGetLastError();
+}
+/* K and V use the same pair table when their codebooks are equal (kvtc__k_attn_tc<.., SH = true>). */
 static int kvtc__attn_tc_share(const kvtc_codec *k, const kvtc_codec *v) {
     return k->mse_bits == v->mse_bits && memcmp(k->centroids, v->centroids, sizeof(float) << k->mse_bits) == 0;
 }
-
 KVTC_DEF kvtc_status kvtc_cuda_attn_tensor_supported(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc, int gqa,
                                                      int block_size) {
     const kvtc_codec_params *k, *v;
@@ -2517,8 +2590,8 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
                                                                        kc->meta.params.head_dim == epl * 32;
         bool launched = false;
         if (tc) {
-            const kvtc__attn_tc_layout lt = kvtc__attn_tc_layout_of(kc->meta.params.head_dim, kb, vb,
-                                                                    kvtc__attn_tc_share(&kc->meta, &vc->meta));
+            const int share = kvtc__attn_tc_share(&kc->meta, &vc->meta);
+            const kvtc__attn_tc_layout lt = kvtc__attn_tc_layout_of(kc->meta.params.head_dim, kb, vb, share);
             a.tc_klut = lt.klut, a.tc_vlut = lt.vlut, a.tc_ring = lt.ring, a.tc_q = lt.q, a.tc_qf = lt.qf, a.tc_buf = lt.buf, a.tc_ml = lt.ml;
             a.tpb = ap->cache.block_size / 16;
             a.div_tpb = kvtc__fastdiv_of((unsigned)a.tpb);
@@ -2526,10 +2599,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
             a.v_blk_bytes = (long long)ap->cache.n_kv_heads * (long long)a.v.page_bytes;
 #define KVTC__TC_LAUNCH(D_, KB_, VB_)                                                                                  \
     if (!launched && kc->meta.params.head_dim == (D_) && kb == (KB_) && vb == (VB_)) {                                  \
-        KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_attn_tc<D_, KB_, VB_>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
-                                             (int)lt.bytes));                                                          \
-        kvtc__k_attn_tc<D_, KB_, VB_><<<grid, 32 * KVTC__TC_WARPS, lt.bytes, stream>>>(a);                             \
-        KVTC_CUDA_CHECK(cudaGetLastError());                                                                           \
+        KVTC_CUDA_CHECK((kvtc__attn_tc_launch<D_, KB_, VB_>(share, grid, lt.bytes, a, stream)));                       \
         launched = true;                                                                                               \
     }
             KVTC__ATTN_TC_SET(KVTC__TC_LAUNCH)
