@@ -23,7 +23,7 @@
  * Alignment: tensors and caches 16-byte aligned (cudaMalloc's are) take the
  * fast paths; others are served by the generic kernels.
  *
- * Sections: >>codec-upload >>compress >>compress-fast >>decompress >>attention >>tc-gpu
+ * Sections: >>codec-upload >>compress >>compress-fast >>compress-mma >>decompress >>attention >>tc-gpu
  */
 #ifndef KVTC_CUDA_CUH_INCLUDED
 #define KVTC_CUDA_CUH_INCLUDED
@@ -520,6 +520,7 @@ struct kvtc__dc {
     unsigned long long code_bytes, scale_bytes, qjl_bytes, rnorm_bytes;
     int method, d, bits, mse_bits, norm32, corr, m, gs, rot, rounds, block;
     float fwht_scale;
+    float inv2r; /* kvtc__mma_inv2r: 0 = not for kvtc__k_compress_mma */
 };
 
 struct kvtc__fastdiv { /* n / d for 0 <= n < 2^31 (Granlund and Montgomery 1994, round-up multiplier) */
@@ -723,6 +724,19 @@ static __device__ __forceinline__ bool kvtc__locate(const kvtc__args &a, int v, 
     blk = slot / a.block_size;
     *page = (long long)blk * a.n_heads + head;
     *off = slot - blk * a.block_size;
+    return true;
+}
+
+/* kvtc__locate with the launcher's dividers (kvtc__args.div_heads, div_bs), for v < n_vectors */
+static __device__ __forceinline__ bool kvtc__locate_fast(const kvtc__args &a, unsigned v, long long *page, int *off,
+                                                         bool *bad) {
+    const unsigned token = kvtc__div(v, a.div_heads), head = v - token * (unsigned)a.n_heads;
+    const long long s64 = a.slots ? __ldg(a.slots + token) : (long long)token;
+    *bad = s64 < -1 || s64 >= a.n_slots;
+    if (s64 == -1 || *bad) return false;
+    const unsigned blk = kvtc__div((unsigned)s64, a.div_bs);
+    *page = (long long)blk * a.n_heads + head;
+    *off = (int)((unsigned)s64 - blk * (unsigned)a.block_size);
     return true;
 }
 
@@ -960,21 +974,10 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
     for (long long v0 = ((long long)blockIdx.x * warps + (threadIdx.x >> 5)) * VPW; v0 < a.n_vectors; v0 += stride) {
         const long long v = v0 + lane / L;
         /* ---- where the vector goes */
-        bool valid = v < a.n_vectors, bad = false;
+        bool bad = false;
         long long page = 0;
         int off = 0;
-        if (valid) {
-            const unsigned token = kvtc__div((unsigned)v, a.div_heads), head = (unsigned)v - token * (unsigned)a.n_heads;
-            const long long s64 = a.slots ? __ldg(a.slots + token) : (long long)token;
-            valid = s64 != -1;
-            bad = s64 < -1 || s64 >= a.n_slots;
-            valid = valid && !bad;
-            if (valid) {
-                const unsigned blk = kvtc__div((unsigned)s64, a.div_bs);
-                page = (long long)blk * a.n_heads + head;
-                off = (int)((unsigned)s64 - blk * (unsigned)a.block_size);
-            }
-        }
+        const bool valid = v < a.n_vectors && kvtc__locate_fast(a, (unsigned)v, &page, &off, &bad);
         /* ---- 16 coordinates */
         float x[16];
         const long long base = v * D + 16 * li;
@@ -1157,6 +1160,406 @@ static int kvtc__compress_fast_ok(const kvtc_codec *c) {
     return 1;
 }
 
+/* ---- shared device helpers: mma.sync, cp.async, shared loads on 32-bit addresses ---------------------
+ * kvtc__mma16816: fragment layout with the tensor-core attention (>>attention). */
+static __device__ __forceinline__ void kvtc__mma16816(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                                      unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+static __device__ __forceinline__ unsigned kvtc__lds(unsigned addr) { /* addr: shared window */
+    unsigned v;
+    asm("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(addr) : "memory"); /* stays between the block's barriers */
+    return v;
+}
+/* N words at shared-window address p (16-byte aligned when N >= 4); like kvtc__lds, ordered by the barriers */
+template <int N>
+static __device__ __forceinline__ void kvtc__lds_words(unsigned p, unsigned (&w)[N]) {
+    if (N == 1) {
+        w[0] = kvtc__lds(p);
+    } else if (N == 2) {
+        asm("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(w[0]), "=r"(w[1]) : "r"(p) : "memory");
+    } else {
+#pragma unroll
+        for (int i = 0; i < N / 4; ++i)
+            asm("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                : "=r"(w[4 * i]), "=r"(w[4 * i + 1]), "=r"(w[4 * i + 2]), "=r"(w[4 * i + 3])
+                : "r"(p + 16 * i)
+                : "memory");
+    }
+}
+template <int N>
+static __device__ __forceinline__ void kvtc__cp_async(unsigned dst, const void *src) {
+    static_assert(N == 4 || N == 8 || N % 16 == 0, "cp.async size");
+    if (N == 4) asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
+    else if (N == 8) asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(src) : "memory");
+    else
+#pragma unroll
+        for (int i = 0; i < N / 16; ++i)
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst + 16 * i), "l"((const char *)src + 16 * i)
+                         : "memory");
+}
+static __device__ __forceinline__ void kvtc__cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+/* >>compress-mma
+ * kvtc__k_compress_mma<D, BF>   CPU twin: kvtc_cache_write / kvtc_codec_encode
+ * fp16 (BF false) or bf16 input, D = 64, 128 or 256, TQ_MSE with one Hadamard round over the whole
+ * vector, 1-4 bits, a codebook that kvtc__mma_inv2r accepts. A warp takes 16 vectors at a time;
+ * cp.async brings them (16 rows of 2D bytes, the 16-byte pieces XOR-swizzled so the reads below are
+ * free of bank conflicts) into a ring of KVTC__MMA_STAGES stages per warp. With g = lane / 4, t = lane
+ * % 4, lane (g, t) owns rows g and g + 8, coordinates [W t, W t + W), W = D / 4: whole chunks of kvtc.h's
+ * sum tree, so the norm and the centroid sum add in kvtc.h's order.
+ * Rotation: H_D(s x) in one pass. Split a coordinate's bits into inner {0, log2(W/2), log2 W,
+ * log2 W + 1} and outer {1 .. log2(W/2) - 1}: H_D = H_{D/16} (outer) x H_16 (inner). The inner part is
+ * one m16n8k16 mma per outer block I and 8 outputs: A = the raw fp16/bf16 pairs (a lane's k-slots
+ * {2t, 2t+1, 2t+8, 2t+9} are its own coordinates W t + {0, 1, W/2, W/2 + 1} + 2 I), B = +-1 with the
+ * signs folded in, exact; the outer part is an in-register butterfly over the D/16 accumulators. The
+ * outputs land on the same lanes' coordinates [W t, W t + W) (c0, c1 of n-tile n: W t + (W/2) n + 2 J
+ * + {0, 1}).
+ * Cells: s = sat(y sv + 1/2) with sv = fwht_scale / (2 R |x|) puts the codebook's boundaries b at
+ * b / (2R) + 1/2; round(31 s) picks one of 32 buckets narrower than the least gap between boundaries,
+ * and two shuffles give the bucket's boundary (2: none) and the cell below it. Unlike
+ * kvtc__k_compress_fast this does not repeat kvtc.h's rounding: a coordinate within float rounding of
+ * a boundary may take the other cell (rate in bench/RESULTS.md, < 1e-5); everything else is the CPU's
+ * bytes. grid (min(groups / warps, 4 blocks per SM), 1 or 2 tensors), block 32 KVTC__MMA_WARPS. */
+#ifndef KVTC__MMA_WARPS
+#define KVTC__MMA_WARPS 4 /* warps per block */
+#endif
+#ifndef KVTC__MMA_STAGES
+#define KVTC__MMA_STAGES 2 /* groups of 16 vectors in flight per warp */
+#endif
+
+/* 1 / (2R) for kvtc__k_compress_mma's buckets, or 0 when codec c cannot use the kernel: R = 1.0625 x the
+ * largest boundary, and 32 buckets of width 2R / 31 must each hold at most one boundary. */
+static float kvtc__mma_inv2r(const kvtc_codec *c) {
+    const int d = c->params.head_dim, nb = (1 << c->mse_bits) - 1;
+    double bmax = 0.0, gmin = 1e30, r;
+    int k;
+    if (!kvtc__compress_fast_ok(c) || c->rot.rounds != 1 || (d != 64 && d != 128 && d != 256)) return 0.0f;
+    for (k = 0; k < nb; ++k) {
+        bmax = fmax(bmax, fabs((double)c->boundaries[k]));
+        if (k) gmin = fmin(gmin, (double)c->boundaries[k] - c->boundaries[k - 1]);
+    }
+    r = bmax > 0.0 ? 1.0625 * bmax : 1.0;
+    return 2.0 * r / 31.0 < 0.99 * gmin ? (float)(0.5 / r) : 0.0f;
+}
+
+static __device__ __forceinline__ void kvtc__cp_async16z(unsigned dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+template <bool BF>
+static __device__ __forceinline__ void kvtc__mma_h(float (&c)[4], const unsigned (&x)[4], uint2 b) {
+    if (BF)
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(x[0]), "r"(x[1]), "r"(x[2]), "r"(x[3]), "r"(b.x), "r"(b.y));
+    else kvtc__mma16816(c, x[0], x[1], x[2], x[3], b.x, b.y);
+}
+template <bool BF>
+static __device__ __forceinline__ float2 kvtc__pair_f32(unsigned w) {
+    if (BF) return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+    return __half22float2(*(const __half2 *)&w);
+}
+/* Byte offset of 16-byte piece p of row r in a stage (rows of 2D bytes): pieces XOR-swizzled within
+ * their 128 bytes, so the 8 lanes of a quarter warp (rows 2q, 2q + 1, t = 0..3, pieces (D/32) t + i)
+ * hit 8 different bank quads. */
+template <int D>
+static __device__ __forceinline__ unsigned kvtc__mma_piece(int r, int p) {
+    return (unsigned)(r * 2 * D + 16 * (p ^ ((p >> 3) | ((r & 1) * (D / 64)))));
+}
+/* kvtc.h's tree over this lane's NQ chunk sums, then over the 4 lanes of a row (lanes ^1, ^2) */
+template <int NQ>
+static __device__ __forceinline__ float kvtc__mma_tree(float (&part)[NQ]) {
+#pragma unroll
+    for (int w = 1; w < NQ; w <<= 1)
+#pragma unroll
+        for (int q = 0; q < NQ; q += 2 * w) part[q] = __fadd_rn(part[q], part[q + w]);
+    float v = part[0];
+    v = __fadd_rn(v, __shfl_xor_sync(KVTC__FULL, v, 1));
+    return __fadd_rn(v, __shfl_xor_sync(KVTC__FULL, v, 2));
+}
+/* SEG bytes of codes from w at p, in the widest stores p's alignment (that of SEG, at most 16) allows */
+template <int SEG>
+static __device__ __forceinline__ void kvtc__mma_store(unsigned char *p, const unsigned *w) {
+    constexpr int AL = (SEG & -SEG) < 16 ? (SEG & -SEG) : 16;
+#pragma unroll
+    for (int o = 0; o < SEG; o += AL) {
+        if (AL == 16) *(uint4 *)(p + o) = make_uint4(w[o / 4], w[o / 4 + 1], w[o / 4 + 2], w[o / 4 + 3]);
+        else if (AL == 8) *(uint2 *)(p + o) = make_uint2(w[o / 4], w[o / 4 + 1]);
+        else if (AL == 4) *(unsigned *)(p + o) = w[o / 4];
+        else *(unsigned short *)(p + o) = (unsigned short)(w[o / 4] >> (8 * (o % 4)));
+    }
+}
+
+/* The careful norm of rows whose sum of squares ss[r] is tiny, huge or not finite, as kvtc__compress_fast_body
+ * (all lanes call it): non-finite or zero rows are flagged, others rescaled by 2^-ex[r] and summed again. */
+template <int D, bool BF>
+static __device__ __noinline__ void kvtc__mma_careful(const unsigned (&xw)[2][D / 8], float (&ss)[2], int (&ex)[2],
+                                                      bool (&nonfinite)[2], bool (&zero)[2]) {
+    constexpr int WW = D / 8, NQ = D / 64;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const bool slow = !(ss[r] >= 1e-30f && ss[r] <= 3e38f);
+        int fin = 1;
+        float mx = 0.0f;
+#pragma unroll
+        for (int w = 0; w < WW; ++w) {
+            const float2 f = kvtc__pair_f32<BF>(xw[r][w]);
+            fin &= isfinite(f.x) && isfinite(f.y);
+            mx = fmaxf(mx, fmaxf(fabsf(f.x), fabsf(f.y)));
+        }
+#pragma unroll
+        for (int o = 1; o < 4; o <<= 1) {
+            fin &= __shfl_xor_sync(KVTC__FULL, fin, o);
+            mx = fmaxf(mx, __shfl_xor_sync(KVTC__FULL, mx, o));
+        }
+        nonfinite[r] = slow && !fin;
+        zero[r] = slow && fin && mx == 0.0f;
+        const bool scale = slow && fin && mx > 0.0f;
+        ex[r] = scale ? ilogbf(mx) : 0;
+        float part[NQ];
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) {
+            float acc = 0.0f;
+#pragma unroll
+            for (int w = 8 * q; w < 8 * q + 8; ++w) {
+                const float2 f = kvtc__pair_f32<BF>(xw[r][w]);
+                const float lo = ldexpf(f.x, -ex[r]), hi = ldexpf(f.y, -ex[r]);
+                acc = __fmaf_rn(hi, hi, __fmaf_rn(lo, lo, acc));
+            }
+            part[q] = acc;
+        }
+        const float s2 = kvtc__mma_tree<NQ>(part);
+        ss[r] = scale ? s2 : ss[r];
+    }
+}
+
+/* cp.async of group grp's 16 rows (vectors 16 grp ..) into stage `stage` of this warp's ring, zeros past
+ * the last vector; one commit group even when there is nothing to copy */
+template <int D>
+static __device__ __forceinline__ void kvtc__mma_issue(const kvtc__args &a, const kvtc__dc &c, unsigned ring,
+                                                       long long grp, int stage) {
+    constexpr int PR = D / 8; /* pieces per row */
+    const int lane = threadIdx.x & 31;
+    if (grp < (a.n_vectors + 15) >> 4) {
+        const long long left = a.n_vectors - grp * 16;
+        const int rows = left < 16 ? (int)left : 16;
+        const unsigned char *x = (const unsigned char *)c.x, *src = x + (grp * 16 + lane / PR) * 2 * D + 16 * (lane % PR);
+#pragma unroll
+        for (int j = 0; j < D / 16; ++j) {
+            const int r = (32 / PR) * j + lane / PR;
+            kvtc__cp_async16z(ring + stage * 32 * D + kvtc__mma_piece<D>(r, lane % PR), r < rows ? src + (32 / PR) * j * 2 * D : x,
+                              r < rows ? 16 : 0);
+        }
+    }
+    kvtc__cp_commit();
+}
+
+/* One tensor's groups for this warp (the kernel issued the ring's first KVTC__MMA_STAGES groups). Lane k holds
+ * bucket k's boundary E (2: none) and the number LO of boundaries below it, and centroid CM of cell k. */
+template <int D, int BITS, bool BF>
+static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args &a, const kvtc__dc &c, const uint2 *s_b,
+                                                               unsigned ring, float E, int LO, float CM) {
+    constexpr int NB = D / 16, W = D / 4, WW = D / 8, PL = D / 32, NQ = W / 16, STAGE = 32 * D;
+    constexpr int SEG = W * BITS / 8, CW = (SEG + 3) / 4;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const float sq = __fmul_rn(c.inv2r, c.fwht_scale);
+    const long long n_groups = (a.n_vectors + 15) >> 4, gstride = (long long)gridDim.x * KVTC__MMA_WARPS;
+    const long long grp0 = (long long)blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5);
+    int stage = 0;
+    for (long long grp = grp0; grp < n_groups; grp += gstride) {
+        /* ---- where the rows go (before the wait: the slot loads overlap the copy) */
+        bool valid[2], bad[2], nonfinite[2] = {false, false}, zero[2] = {false, false};
+        long long page[2];
+        int off[2], ex[2] = {0, 0};
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const long long v = grp * 16 + g + 8 * r;
+            bad[r] = false;
+            valid[r] = v < a.n_vectors && kvtc__locate_fast(a, (unsigned)v, &page[r], &off[r], &bad[r]);
+        }
+        /* ---- this lane's words: xw[r][w] = coordinates W t + 2w, + 1 of row g + 8r */
+        unsigned xw[2][WW];
+        kvtc__cp_wait<KVTC__MMA_STAGES - 1>();
+        __syncwarp();
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int i = 0; i < PL; ++i) {
+                unsigned w4[4];
+                kvtc__lds_words<4>(ring + stage * STAGE + kvtc__mma_piece<D>(g + 8 * r, PL * t + i), w4);
+#pragma unroll
+                for (int k = 0; k < 4; ++k) xw[r][4 * i + k] = w4[k];
+            }
+        __syncwarp();
+        kvtc__mma_issue<D>(a, c, ring, grp + KVTC__MMA_STAGES * gstride, stage);
+        stage = stage + 1 == KVTC__MMA_STAGES ? 0 : stage + 1;
+        /* ---- norms (kvtc.h's arithmetic and order; the careful path as in kvtc__compress_fast_body) */
+        float ss[2], norm[2], sv[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float part[NQ];
+#pragma unroll
+            for (int q = 0; q < NQ; ++q) {
+                float acc = 0.0f;
+#pragma unroll
+                for (int w = 8 * q; w < 8 * q + 8; ++w) {
+                    const float2 f = kvtc__pair_f32<BF>(xw[r][w]);
+                    acc = __fmaf_rn(f.y, f.y, __fmaf_rn(f.x, f.x, acc));
+                }
+                part[q] = acc;
+            }
+            ss[r] = kvtc__mma_tree<NQ>(part);
+        }
+        if (__any_sync(KVTC__FULL, (valid[0] && !(ss[0] >= 1e-30f && ss[0] <= 3e38f)) ||
+                                       (valid[1] && !(ss[1] >= 1e-30f && ss[1] <= 3e38f))))
+            kvtc__mma_careful<D, BF>(xw, ss, ex, nonfinite, zero);
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            norm[r] = __fsqrt_rn(ss[r]);
+            sv[r] = __fdiv_rn(sq, norm[r]); /* y = H(s x) is not scaled: sv carries 2^-ex */
+            if (ex[r]) sv[r] = ldexpf(sv[r], -ex[r]), norm[r] = ldexpf(norm[r], ex[r]);
+        }
+        /* ---- rotate (mma + butterfly), cells, codes, the centroids' chunk sums */
+        unsigned code[2][CW];
+        float cpart[2][NQ];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+#pragma unroll
+            for (int k = 0; k < CW; ++k) code[r][k] = 0u;
+#pragma unroll
+            for (int q = 0; q < NQ; ++q) cpart[r][q] = 0.0f;
+        }
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+            float acc[NB][4];
+#pragma unroll
+            for (int I = 0; I < NB; ++I) {
+                const unsigned f[4] = {xw[0][I], xw[1][I], xw[0][NB + I], xw[1][NB + I]};
+                acc[I][0] = acc[I][1] = acc[I][2] = acc[I][3] = 0.0f;
+                kvtc__mma_h<BF>(acc[I], f, s_b[(2 * I + nt) * 32 + lane]);
+            }
+#pragma unroll
+            for (int h = 1; h < NB; h <<= 1)
+#pragma unroll
+                for (int I = 0; I < NB; ++I)
+                    if (!(I & h))
+#pragma unroll
+                        for (int q = 0; q < 4; ++q) {
+                            const float p = acc[I][q], m = acc[I + h][q];
+                            acc[I][q] = __fadd_rn(p, m);
+                            acc[I + h][q] = __fsub_rn(p, m);
+                        }
+#pragma unroll
+            for (int J = 0; J < NB; ++J)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) {
+                    const int r = q >> 1, o = (W / 2) * nt + 2 * J + (q & 1), bit = BITS * o;
+                    const float s = __saturatef(__fmaf_rn(acc[J][q], sv[r], 0.5f));
+                    const int kb = __float_as_int(__fmaf_rn(s, 31.0f, 8388608.0f)); /* low 5 bits: round(31 s) */
+                    const float e = __shfl_sync(KVTC__FULL, E, kb);
+                    /* + (s > e): both are non-negative floats (s >= +0), so their bits compare as integers */
+                    const int idx = __shfl_sync(KVTC__FULL, LO, kb) +
+                                    (int)((unsigned)(__float_as_int(e) - __float_as_int(s)) >> 31);
+                    code[r][bit / 32] += (unsigned)idx << (bit % 32); /* fields are disjoint: one IMAD */
+                    if (bit % 32 + BITS > 32) code[r][bit / 32 + 1] += (unsigned)idx >> (32 - bit % 32);
+                    const float cm = __shfl_sync(KVTC__FULL, CM, idx); /* used with norm correction only */
+                    cpart[r][o / 16] = __fmaf_rn(cm, cm, cpart[r][o / 16]);
+                }
+        }
+        /* ---- store: the norm (lane t = 0), then SEG bytes of codes per lane and row */
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float want = norm[r];
+            if (c.corr > 0) want = __fdiv_rn(norm[r], __fsqrt_rn(kvtc__mma_tree<NQ>(cpart[r])));
+            float readback = want;
+            unsigned short h16 = 0;
+            if (!c.norm32) {
+                const __half hh = __float2half_rn(want);
+                h16 = __half_as_ushort(hh);
+                readback = __half2float(hh);
+            }
+            const bool range = !nonfinite[r] && !zero[r] && !isfinite(readback);
+            const bool blank = nonfinite[r] || zero[r] || range;
+            if (a.status && t == 0 && valid[r] && (nonfinite[r] || range))
+                atomicOr(a.status, nonfinite[r] ? KVTC_CUDA_FLAG_NONFINITE : KVTC_CUDA_FLAG_RANGE);
+            if (a.status && t == 0 && bad[r]) atomicOr(a.status, KVTC_CUDA_FLAG_BAD_SLOT);
+            if (!valid[r]) continue;
+            unsigned char *pg = (unsigned char *)c.y + page[r] * (long long)c.page_bytes;
+            if (t == 0) {
+                unsigned char *sc = pg + c.off_scales + (size_t)off[r] * c.scale_bytes;
+                if (c.norm32) *(unsigned *)sc = blank ? 0u : __float_as_uint(want);
+                else *(unsigned short *)sc = blank ? (unsigned short)0 : h16;
+            }
+            if (blank)
+#pragma unroll
+                for (int k = 0; k < CW; ++k) code[r][k] = 0u;
+            kvtc__mma_store<SEG>(pg + c.off_codes + (size_t)off[r] * c.code_bytes + SEG * t, code[r]);
+        }
+    }
+}
+
+template <int D, bool BF>
+__global__ void __launch_bounds__(32 * KVTC__MMA_WARPS, (D <= 128 ? 16 : 8) / KVTC__MMA_WARPS) kvtc__k_compress_mma(const kvtc__args a) {
+    extern __shared__ __align__(16) unsigned char kvtc__smem_mma[];
+    constexpr int NB = D / 16, W = D / 4;
+    const kvtc__dc &c = a.t[blockIdx.y];
+    uint2 *s_b = (uint2 *)kvtc__smem_mma; /* B fragments [NB][n-tile][lane]: +-1 x the signs */
+    const unsigned ring = (unsigned)__cvta_generic_to_shared(kvtc__smem_mma + NB * 2 * 32 * 8) +
+                          (threadIdx.x >> 5) * KVTC__MMA_STAGES * 32 * D;
+    const long long grp0 = (long long)blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5);
+#pragma unroll
+    for (int s = 0; s < KVTC__MMA_STAGES; ++s) /* the first groups' copies overlap the tables' set-up */
+        kvtc__mma_issue<D>(a, c, ring, grp0 + s * (long long)gridDim.x * KVTC__MMA_WARPS, s);
+    constexpr int PER = NB * 2 * 32 / (32 * KVTC__MMA_WARPS); /* entries per thread; their signs load at once */
+    float sg[PER][4];
+#pragma unroll
+    for (int i = 0; i < PER; ++i)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) { /* k-slots 2t, 2t+1, 2t+8, 2t+9: coordinates W t + (W/2)(k >> 3) + 2 I + (k & 1) */
+            const int e = threadIdx.x + 32 * KVTC__MMA_WARPS * i, I = e >> 6, lt = e & 3, k = 2 * lt + (q & 1) + 8 * (q >> 1);
+            sg[i][q] = __ldg(c.signs + W * lt + (W / 2) * (k >> 3) + 2 * I + (k & 1));
+        }
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+        const int e = threadIdx.x + 32 * KVTC__MMA_WARPS * i, lt = e & 3, j = 8 * ((e >> 5) & 1) + ((e >> 2) & 7);
+        unsigned h[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const int k = 2 * lt + (q & 1) + 8 * (q >> 1);
+            const bool neg = (sg[i][q] < 0.0f) != (bool)(__popc(k & j) & 1);
+            h[q] = BF ? (neg ? 0xBF80u : 0x3F80u) : (neg ? 0xBC00u : 0x3C00u);
+        }
+        s_b[e] = make_uint2(h[0] | h[1] << 16, h[2] | h[3] << 16);
+    }
+    /* lane k's bucket (kvtc__compress_mma_body) from the codebook's nb boundaries */
+    const int nb = (1 << c.mse_bits) - 1, lane = threadIdx.x & 31;
+    float E = 2.0f, bnd[15];
+    int LO = 0;
+#pragma unroll
+    for (int i = 0; i < 15; ++i) bnd[i] = i < nb ? __ldg(c.bnd + i) : 0.0f;
+    const float CM = __ldg(c.cent + (lane & nb));
+#pragma unroll
+    for (int i = 0; i < 15; ++i) {
+        const float sb = __saturatef(__fmaf_rn(bnd[i], c.inv2r, 0.5f));
+        const int k = __float_as_int(__fmaf_rn(sb, 31.0f, 8388608.0f)) & 31;
+        E = i < nb && k == lane ? sb : E;
+        LO += i < nb && k < lane;
+    }
+    __syncthreads();
+    switch (c.mse_bits) {
+    case 1: kvtc__compress_mma_body<D, 1, BF>(a, c, s_b, ring, E, LO, CM); break;
+    case 2: kvtc__compress_mma_body<D, 2, BF>(a, c, s_b, ring, E, LO, CM); break;
+    case 3: kvtc__compress_mma_body<D, 3, BF>(a, c, s_b, ring, E, LO, CM); break;
+    default: kvtc__compress_mma_body<D, 4, BF>(a, c, s_b, ring, E, LO, CM); break;
+    }
+}
+/* dynamic shared memory of kvtc__k_compress_mma<D> */
+static size_t kvtc__mma_smem(int d) { return (size_t)d / 16 * 2 * 32 * 8 + (size_t)KVTC__MMA_WARPS * KVTC__MMA_STAGES * 32 * d; }
+
 /* >>decompress
  * kvtc__k_decompress<EPL>   CPU twin: kvtc_cache_read / kvtc_codec_decode
  * grid (ceil(n_vectors / 4)), block 128, one vector per warp; EPL=4: 56 regs, 0 spills @ sm_90 */
@@ -1243,6 +1646,7 @@ static kvtc_status kvtc__dc_of(const kvtc_cuda_codec *cc, int block_size, kvtc__
     o->rounds = c->rot.rounds;
     o->block = c->rot.block;
     o->fwht_scale = (float)(1.0 / sqrt((double)c->rot.block)); /* the CPU's kvtc__fwht_f constant */
+    o->inv2r = kvtc__mma_inv2r(c);
     if (!o->cent || (o->rot == KVTC_ROTATION_HADAMARD && !o->signs) || (o->rot == KVTC_ROTATION_DENSE && !o->mat) ||
         (o->method == KVTC_METHOD_TQ_PROD && !o->qjl_t) || (c->rot.block < c->params.head_dim && o->rot == KVTC_ROTATION_HADAMARD && !o->perm))
         return KVTC_ERR_ARG; /* not initialised by kvtc_cuda_codec_init */
@@ -1261,7 +1665,18 @@ static int kvtc__epl_for(int d) {
     return 0;
 }
 
-/* fast: every tensor's codec passes kvtc__compress_fast_ok and its input is 16-byte aligned */
+template <int D, bool BF>
+static kvtc_status kvtc__mma_launch(const kvtc__args &a, dim3 grid, cudaStream_t stream) {
+    const size_t smem = kvtc__mma_smem(D);
+    KVTC_CUDA_CHECK(cudaFuncSetAttribute(kvtc__k_compress_mma<D, BF>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    kvtc__k_compress_mma<D, BF><<<grid, 32 * KVTC__MMA_WARPS, smem, stream>>>(a);
+    KVTC_CUDA_CHECK(cudaGetLastError());
+    return KVTC_OK;
+}
+
+/* fast: every tensor's codec passes kvtc__compress_fast_ok and its input is 16-byte aligned; then fp16 and
+ * bf16 inputs whose codecs kvtc__mma_inv2r accepts take kvtc__k_compress_mma, the others
+ * kvtc__k_compress_fast */
 static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tensors, bool fast, cudaStream_t stream) {
     long long blocks = (a.n_vectors + KVTC__WARPS - 1) / KVTC__WARPS;
     dim3 grid((unsigned)blocks, (unsigned)n_tensors);
@@ -1269,6 +1684,19 @@ static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tenso
     if (a.n_vectors >= 0x7fffffffLL || a.n_slots >= 0x7fffffffLL) return KVTC_ERR_UNSUPPORTED; /* 32-bit indexing */
     a.div_heads = kvtc__fastdiv_of((unsigned)a.n_heads);
     a.div_bs = kvtc__fastdiv_of((unsigned)a.block_size);
+    if (compress && fast && a.dtype != KVTC_DTYPE_F32 && a.t[0].inv2r > 0.0f && (n_tensors < 2 || a.t[1].inv2r > 0.0f)) {
+        const long long groups = (a.n_vectors + 15) / 16, need = (groups + KVTC__MMA_WARPS - 1) / KVTC__MMA_WARPS;
+        int dev = 0, sms = 0;
+        KVTC_CUDA_CHECK(cudaGetDevice(&dev));
+        KVTC_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        const dim3 mgrid((unsigned)(need < 4LL * sms ? need : 4LL * sms), (unsigned)n_tensors);
+        const bool bf = a.dtype == KVTC_DTYPE_BF16;
+        switch (d) {
+        case 64: return bf ? kvtc__mma_launch<64, true>(a, mgrid, stream) : kvtc__mma_launch<64, false>(a, mgrid, stream);
+        case 128: return bf ? kvtc__mma_launch<128, true>(a, mgrid, stream) : kvtc__mma_launch<128, false>(a, mgrid, stream);
+        default: return bf ? kvtc__mma_launch<256, true>(a, mgrid, stream) : kvtc__mma_launch<256, false>(a, mgrid, stream);
+        }
+    }
     if (compress && fast) {
         const long long per_block = 8LL * (32 / (d / 16)); /* 8 warps of 32 / (d/16) vectors */
         const long long need = (a.n_vectors + per_block - 1) / per_block;
@@ -1860,12 +2288,6 @@ __global__ void __launch_bounds__(32) kvtc__k_attn_merge(const kvtc__attn_args a
  * a1 = (g + 8, 2t..), a2 = (g, 2t+8..), a3 = (g + 8, 2t+8..); B (16 x 8) b0 = (k 2t..2t+1, col g),
  * b1 = (k 2t+8.., col g); C (16 x 8) c0, c1 = (row g, cols 2t, 2t+1), c2, c3 = (row g + 8, same).
  * Each 32-bit register holds two fp16, the lower k (or column) in the low half. */
-static __device__ __forceinline__ void kvtc__mma16816(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
-                                                      unsigned b0, unsigned b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
 /* Transpose of an 8 x 8 fp16 matrix held as thread i = row i / 4, columns 2(i % 4), 2(i % 4) + 1. */
 static __device__ __forceinline__ unsigned kvtc__trans8x8(unsigned x) {
     unsigned y;
@@ -1915,11 +2337,6 @@ static __device__ __forceinline__ unsigned kvtc__lut_ofs(unsigned w, int pos, in
     if (bits == 8) return __byte_perm(w, t.lane4, 0x7604u | (unsigned)((pos >> 3) << 4));
     const unsigned u = pos >= 8 ? w >> (pos & ~7) : w; /* bits == 4 */
     return (pos & 7) ? (u & 0xf0u) * t.m16 + t.lane4 : (u & 0xfu) * t.m256 + t.lane4;
-}
-static __device__ __forceinline__ unsigned kvtc__lds(unsigned addr) { /* addr: shared window */
-    unsigned v;
-    asm("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(addr) : "memory"); /* stays between the block's barriers */
-    return v;
 }
 /* fp16 pair pi (coordinates 2 pi, 2 pi + 1) of the B-bit codes in w[], from this lane's column of the
  * table that t addresses. */
@@ -2028,20 +2445,6 @@ static __device__ __forceinline__ kvtc__tc_slots kvtc__tc_slots_of(unsigned ring
     o.stage = m * S::BYTES;
     return o;
 }
-template <int N>
-static __device__ __forceinline__ void kvtc__cp_async(unsigned dst, const void *src) {
-    static_assert(N == 4 || N == 8 || N % 16 == 0, "cp.async size");
-    if (N == 4) asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
-    else if (N == 8) asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(src) : "memory");
-    else
-#pragma unroll
-        for (int i = 0; i < N / 16; ++i)
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst + 16 * i), "l"((const char *)src + 16 * i)
-                         : "memory");
-}
-static __device__ __forceinline__ void kvtc__cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
 /* This lane's fixed source addresses in page 0 of its KV head h (kvtc__tc_issue adds the tile's page and
  * token offset): key codes of row g, value codes of row 2t, and for lanes 0-3 a half of the key (0, 1) or
@@ -2087,22 +2490,6 @@ struct kvtc__tile {
     float nk0, nk1, nv0, nv1;
     bool ok0, ok1; /* rows g and g + 8 hold tokens of the context */
 };
-/* N words at shared-window address p (16-byte aligned when N >= 4); like kvtc__lds, ordered by the barriers */
-template <int N>
-static __device__ __forceinline__ void kvtc__lds_words(unsigned p, unsigned (&w)[N]) {
-    if (N == 1) {
-        w[0] = kvtc__lds(p);
-    } else if (N == 2) {
-        asm("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(w[0]), "=r"(w[1]) : "r"(p) : "memory");
-    } else {
-#pragma unroll
-        for (int i = 0; i < N / 4; ++i)
-            asm("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                : "=r"(w[4 * i]), "=r"(w[4 * i + 1]), "=r"(w[4 * i + 2]), "=r"(w[4 * i + 3])
-                : "r"(p + 16 * i)
-                : "memory");
-    }
-}
 static __device__ __forceinline__ float kvtc__lds_half(unsigned p) {
     unsigned short h;
     asm("ld.shared.u16 %0, [%1];" : "=h"(h) : "r"(p) : "memory");
@@ -2891,8 +3278,7 @@ static __device__ __forceinline__ unsigned kvtc__tcg_tf32(float x) {
     return r;
 }
 static __device__ __forceinline__ void kvtc__tcg_cp16(unsigned *dst, const void *src, int bytes) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(bytes) : "memory");
+    kvtc__cp_async16z((unsigned)__cvta_generic_to_shared(dst), src, bytes);
 }
 /* ldmatrix.x4: four 8 x 8 b16 tiles (8 rows of 16 bytes each), row addresses from lanes 0-7, 8-15, 16-23, 24-31;
  * lane l receives word l % 4 of row l / 4 of each tile: the mma.sync fragment layout, for fp16 pairs and tf32 alike. */
