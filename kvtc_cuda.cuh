@@ -2397,10 +2397,13 @@ static __device__ __forceinline__ float kvtc__lg2(float x) {
  * halves of the pair tables' 256-byte rows (kvtc__tc_slots). */
 __host__ __device__ constexpr int kvtc__tc_kl(int d, int kb) { return d * kb / 32 < 4 ? 4 : d * kb / 32; }
 __host__ __device__ constexpr int kvtc__tc_vl(int d, int vb) { return d * vb / 64 < 4 ? 4 : d * vb / 64; }
-/* bytes of one stage: K0, K1 [32][KL], V [4][32][VL], norms [2][16] fp16 (K, V) and 64 bytes of padding,
- * mask [32] words */
+/* bytes of one stage: K0, K1 [32][KL], V [4][32][VL], norms [2][16] fp16 (K, V), mask [32] words; a stage
+ * in the tables' free halves pads the norms to 128 bytes (kvtc__tc_slots) */
 __host__ __device__ constexpr int kvtc__tc_stage_bytes(int d, int kb, int vb) {
-    return 64 * kvtc__tc_kl(d, kb) + 128 * kvtc__tc_vl(d, vb) + 128 + 128;
+    return 64 * kvtc__tc_kl(d, kb) + 128 * kvtc__tc_vl(d, vb) + 64 + 128;
+}
+__host__ __device__ constexpr int kvtc__tc_stage_bytes_in(int d, int kb, int vb) {
+    return kvtc__tc_stage_bytes(d, kb, vb) + 64;
 }
 /* Rows of the pair tables (kvtc__pairs_fill). The upper halves of rows h0.. are free (h0 = 0 when keys and
  * values share one table, else the value table's rows), and the rings of the first kvtc__tc_hole_warps
@@ -2411,17 +2414,19 @@ __host__ __device__ constexpr int kvtc__tc_rows(int kb, int vb) {
 }
 __host__ __device__ constexpr int kvtc__tc_h0(int vb, int share) { return share ? 0 : kvtc__tc_rows_of(vb); }
 __host__ __device__ constexpr int kvtc__tc_hole_warps(int d, int kb, int vb, int share, int warps, int stages) {
-    return 128 * (kvtc__tc_rows(kb, vb) - kvtc__tc_h0(vb, share)) / (stages * kvtc__tc_stage_bytes(d, kb, vb)) < warps
-               ? 128 * (kvtc__tc_rows(kb, vb) - kvtc__tc_h0(vb, share)) / (stages * kvtc__tc_stage_bytes(d, kb, vb))
+    return 128 * (kvtc__tc_rows(kb, vb) - kvtc__tc_h0(vb, share)) / (stages * kvtc__tc_stage_bytes_in(d, kb, vb)) < warps
+               ? 128 * (kvtc__tc_rows(kb, vb) - kvtc__tc_h0(vb, share)) / (stages * kvtc__tc_stage_bytes_in(d, kb, vb))
                : warps;
 }
 template <int D, int KB, int VB>
 struct kvtc__tc_stage {
     static constexpr int KBYTES = D * KB / 32, VBYTES = D * VB / 64;  /* what a lane needs */
     static constexpr int KL = kvtc__tc_kl(D, KB), VL = kvtc__tc_vl(D, VB); /* what it copies */
-    static constexpr int K0 = 0, K1 = 32 * KL, V = 64 * KL, NORM = 64 * KL + 128 * VL, OK = NORM + 128;
-    static constexpr int BYTES = kvtc__tc_stage_bytes(D, KB, VB);
-    static_assert(BYTES == OK + 128 && BYTES % 128 == 0 && NORM % 128 == 0, "stage layout");
+    static constexpr int K0 = 0, K1 = 32 * KL, V = 64 * KL, NORM = 64 * KL + 128 * VL;
+    static constexpr int OK = NORM + 64, OK_IN = NORM + 128; /* mask words: after the tables, in their halves */
+    static constexpr int BYTES = kvtc__tc_stage_bytes(D, KB, VB), BYTES_IN = kvtc__tc_stage_bytes_in(D, KB, VB);
+    static_assert(BYTES == OK + 128 && BYTES_IN == OK_IN + 128, "stage layout");
+    static_assert(BYTES_IN % 128 == 0 && NORM % 128 == 0, "stages in the tables' halves: 128-byte fields");
 };
 /* Where this lane's slots of its warp's stage 0 are (byte offsets in the kernel's shared memory) and the
  * stride between stages. The ring follows the tables, or (warps below kvtc__tc_hole_warps) lives in the
@@ -2435,14 +2440,14 @@ static __device__ __forceinline__ kvtc__tc_slots kvtc__tc_slots_of(unsigned ring
     constexpr int HW = kvtc__tc_hole_warps(D, KB, VB, SH, KVTC__TC_WARPS, KVTC__TC_STAGES);
     constexpr unsigned H0 = 256u * kvtc__tc_h0(VB, SH);
     const bool in = warp < HW;
-    const unsigned m = in ? 2u : 1u, base = in ? H0 + 2u * warp * KVTC__TC_STAGES * S::BYTES
+    const unsigned m = in ? 2u : 1u, base = in ? H0 + 2u * warp * KVTC__TC_STAGES * S::BYTES_IN
                                                : ring_after + (unsigned)(warp - HW) * KVTC__TC_STAGES * S::BYTES;
     auto at = [&](unsigned x) { return base + (in ? 2u * (x & ~127u) + 128u + (x & 127u) : x); };
     kvtc__tc_slots o;
     o.k0 = at(S::K0 + lane * S::KL), o.k1 = at(S::K1 + lane * S::KL);
     o.v = at(S::V + lane * S::VL), o.vstep = m * 32u * S::VL;
-    o.nw = at(S::NORM + 16 * (lane & 3)), o.nr = at(S::NORM) + 2u * g, o.ok = at(S::OK + 4 * lane);
-    o.stage = m * S::BYTES;
+    o.nw = at(S::NORM + 16 * (lane & 3)), o.nr = at(S::NORM) + 2u * g, o.ok = at((in ? S::OK_IN : S::OK) + 4 * lane);
+    o.stage = in ? 2u * S::BYTES_IN : S::BYTES;
     return o;
 }
 
