@@ -17,7 +17,10 @@
  * Records are byte-identical to kvtc.h's (same layout, same arithmetic in the
  * same order, kvtc.h's norms included) for the Hadamard, NONE and DENSE
  * rotations; only TQ_PROD's residual norm is summed in double in another
- * order, which can move it across a rounding edge with probability ~1e-9.
+ * order, which can move it across a rounding edge with probability ~1e-9,
+ * and the bulk fp16/bf16 compress (kvtc__k_compress_mma, launches of 8192
+ * vectors or more) rotates with tensor cores: a coordinate within float
+ * rounding of a cell boundary may take the other cell (~6e-7 of them).
  * Bit-parity assumes the CPU build does not contract a*b+c into fma (true for
  * gcc -std=c99/c11, or -ffp-contract=off).
  * Alignment: tensors and caches 16-byte aligned (cudaMalloc's are) take the
@@ -1228,6 +1231,9 @@ static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.
 #ifndef KVTC__MMA_WARPS
 #define KVTC__MMA_WARPS 4 /* warps per block */
 #endif
+#ifndef KVTC__MMA_MIN_VECTORS
+#define KVTC__MMA_MIN_VECTORS 8192 /* smaller launches (decode steps) take kvtc__k_compress_fast: less latency */
+#endif
 #ifndef KVTC__MMA_STAGES
 #define KVTC__MMA_STAGES 2 /* groups of 16 vectors in flight per warp */
 #endif
@@ -1348,12 +1354,18 @@ static __device__ __forceinline__ void kvtc__mma_issue(const kvtc__args &a, cons
         const long long left = a.n_vectors - grp * 16;
         const int rows = left < 16 ? (int)left : 16;
         const unsigned char *x = (const unsigned char *)c.x, *src = x + (grp * 16 + lane / PR) * 2 * D + 16 * (lane % PR);
+        const unsigned dst = ring + stage * 32 * D;
+        if (rows == 16) /* all but a last partial group */
 #pragma unroll
-        for (int j = 0; j < D / 16; ++j) {
-            const int r = (32 / PR) * j + lane / PR;
-            kvtc__cp_async16z(ring + stage * 32 * D + kvtc__mma_piece<D>(r, lane % PR), r < rows ? src + (32 / PR) * j * 2 * D : x,
-                              r < rows ? 16 : 0);
-        }
+            for (int j = 0; j < D / 16; ++j)
+                kvtc__cp_async<16>(dst + kvtc__mma_piece<D>((32 / PR) * j + lane / PR, lane % PR), src + (32 / PR) * j * 2 * D);
+        else
+#pragma unroll
+            for (int j = 0; j < D / 16; ++j) {
+                const int r = (32 / PR) * j + lane / PR;
+                kvtc__cp_async16z(dst + kvtc__mma_piece<D>(r, lane % PR), r < rows ? src + (32 / PR) * j * 2 * D : x,
+                                  r < rows ? 16 : 0);
+            }
     }
     kvtc__cp_commit();
 }
@@ -1675,8 +1687,8 @@ static kvtc_status kvtc__mma_launch(const kvtc__args &a, dim3 grid, cudaStream_t
 }
 
 /* fast: every tensor's codec passes kvtc__compress_fast_ok and its input is 16-byte aligned; then fp16 and
- * bf16 inputs whose codecs kvtc__mma_inv2r accepts take kvtc__k_compress_mma, the others
- * kvtc__k_compress_fast */
+ * bf16 inputs of at least KVTC__MMA_MIN_VECTORS vectors whose codecs kvtc__mma_inv2r accepts take
+ * kvtc__k_compress_mma, the others kvtc__k_compress_fast */
 static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tensors, bool fast, cudaStream_t stream) {
     long long blocks = (a.n_vectors + KVTC__WARPS - 1) / KVTC__WARPS;
     dim3 grid((unsigned)blocks, (unsigned)n_tensors);
@@ -1684,7 +1696,8 @@ static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tenso
     if (a.n_vectors >= 0x7fffffffLL || a.n_slots >= 0x7fffffffLL) return KVTC_ERR_UNSUPPORTED; /* 32-bit indexing */
     a.div_heads = kvtc__fastdiv_of((unsigned)a.n_heads);
     a.div_bs = kvtc__fastdiv_of((unsigned)a.block_size);
-    if (compress && fast && a.dtype != KVTC_DTYPE_F32 && a.t[0].inv2r > 0.0f && (n_tensors < 2 || a.t[1].inv2r > 0.0f)) {
+    if (compress && fast && a.n_vectors >= KVTC__MMA_MIN_VECTORS && a.dtype != KVTC_DTYPE_F32 && a.t[0].inv2r > 0.0f &&
+        (n_tensors < 2 || a.t[1].inv2r > 0.0f)) {
         const long long groups = (a.n_vectors + 15) / 16, need = (groups + KVTC__MMA_WARPS - 1) / KVTC__MMA_WARPS;
         int dev = 0, sms = 0;
         KVTC_CUDA_CHECK(cudaGetDevice(&dev));

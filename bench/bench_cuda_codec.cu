@@ -211,7 +211,7 @@ int main(void) {
         void *kc, *vc;
         CK(cudaMalloc(&kc, total));
         CK(cudaMalloc(&vc, total));
-        for (size_t nt : {1, 16, 64, 256}) {
+        for (size_t nt : {1, 16, 64, 256, 1024, 2048}) {
             stats t = time_it([&] {
                 KS(kvtc_cuda_cache_write(&k.d, &v.d, &cp, dx, dv, KVTC_DTYPE_F16, nt, dslots, kc, total, vc, total, nullptr, 0));
             }, 100);
