@@ -1234,6 +1234,9 @@ static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.
 #ifndef KVTC__MMA_MIN_VECTORS
 #define KVTC__MMA_MIN_VECTORS 8192 /* smaller launches (decode steps) take kvtc__k_compress_fast: less latency */
 #endif
+#ifndef KVTC__MMA_SM_WARPS
+#define KVTC__MMA_SM_WARPS 16 /* warps per SM the registers are sized for at d <= 128 (128 registers) */
+#endif
 #ifndef KVTC__MMA_STAGES
 #define KVTC__MMA_STAGES 2 /* groups of 16 vectors in flight per warp */
 #endif
@@ -1515,7 +1518,7 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
 }
 
 template <int D, bool BF>
-__global__ void __launch_bounds__(32 * KVTC__MMA_WARPS, (D <= 128 ? 16 : 8) / KVTC__MMA_WARPS) kvtc__k_compress_mma(const kvtc__args a) {
+__global__ void __launch_bounds__(32 * KVTC__MMA_WARPS, (D <= 128 ? KVTC__MMA_SM_WARPS : 8) / KVTC__MMA_WARPS) kvtc__k_compress_mma(const kvtc__args a) {
     extern __shared__ __align__(16) unsigned char kvtc__smem_mma[];
     constexpr int NB = D / 16, W = D / 4;
     const kvtc__dc &c = a.t[blockIdx.y];
