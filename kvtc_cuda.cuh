@@ -953,6 +953,26 @@ __global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_compress(cons
  * grid (min(vectors / vectors per block, 2048), 1 or 2 tensors), block 256; bits switch per tensor at run time.
  * every D: 128 regs, 40-byte stack, 36 bytes of spills @ sm_90, CUDA 13.0 (2 blocks/SM); measured bound:
  * latency and the ALU pipe, not HBM (bench/RESULTS.md). bytes per vector: 2 D in (fp16), D bits/8 + 2 out */
+/* The bits a TQ slot stores for norm `want` (fp16 or fp32; 0 for a blank slot) and whether the slot is blank:
+ * the input was non-finite or zero, or the norm overflows its type (*range). */
+static __device__ __forceinline__ unsigned kvtc__norm_bits(const kvtc__dc &c, float want, bool nonfinite, bool zero,
+                                                           bool *range, bool *blank) {
+    float readback = want;
+    unsigned bits = __float_as_uint(want);
+    if (!c.norm32) {
+        const __half hh = __float2half_rn(want);
+        bits = __half_as_ushort(hh);
+        readback = __half2float(hh);
+    }
+    *range = !nonfinite && !zero && !isfinite(readback);
+    *blank = nonfinite || zero || *range;
+    return *blank ? 0u : bits;
+}
+static __device__ __forceinline__ void kvtc__put_norm_bits(const kvtc__dc &c, unsigned char *pg, int off, unsigned bits) {
+    unsigned char *sc = pg + c.off_scales + (size_t)off * c.scale_bytes;
+    if (c.norm32) *(unsigned *)sc = bits;
+    else *(unsigned short *)sc = (unsigned short)bits;
+}
 template <int L>
 static __device__ __forceinline__ float kvtc__group_sum(float v) { /* kvtc.h's tree over the L chunk sums */
 #pragma unroll
@@ -1099,25 +1119,14 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
         float want = norm;
         if (c.corr > 0) want = __fdiv_rn(norm, __fsqrt_rn(kvtc__group_sum<L>(chat)));
         /* ---- store: the norm, then this lane's 2*BITS bytes of codes */
-        float readback = want;
-        unsigned short h16 = 0;
-        if (!c.norm32) {
-            const __half hh = __float2half_rn(want);
-            h16 = __half_as_ushort(hh);
-            readback = __half2float(hh);
-        }
-        const bool range = !nonfinite && !zero && !isfinite(readback);
-        const bool blank = nonfinite || zero || range;
+        bool range, blank;
+        const unsigned nbits = kvtc__norm_bits(c, want, nonfinite, zero, &range, &blank);
         if (a.status && li == 0 && valid && (nonfinite || range))
             atomicOr(a.status, nonfinite ? KVTC_CUDA_FLAG_NONFINITE : KVTC_CUDA_FLAG_RANGE);
         if (a.status && li == 0 && bad) atomicOr(a.status, KVTC_CUDA_FLAG_BAD_SLOT);
         if (!valid) continue;
         unsigned char *pg = (unsigned char *)c.y + page * (long long)c.page_bytes;
-        if (li == 0) {
-            unsigned char *sc = pg + c.off_scales + (size_t)off * c.scale_bytes;
-            if (c.norm32) *(unsigned *)sc = blank ? 0u : __float_as_uint(want);
-            else *(unsigned short *)sc = blank ? (unsigned short)0 : h16;
-        }
+        if (li == 0) kvtc__put_norm_bits(c, pg, off, nbits);
         unsigned char *cp = pg + c.off_codes + (size_t)off * c.code_bytes + 2 * BITS * li;
         unsigned long long bits = 0;
 #pragma unroll
@@ -1303,12 +1312,31 @@ static __device__ __forceinline__ void kvtc__mma_store(unsigned char *p, const u
     }
 }
 
+/* kvtc.h's sum of squares of a row from this lane's words w (coordinates W t + 2i, + 1), over the row's 4 lanes;
+ * SCALED: of the coordinates times 2^-ex */
+template <int D, bool BF, bool SCALED>
+static __device__ __forceinline__ float kvtc__mma_sumsq(const unsigned (&w)[D / 8], int ex) {
+    constexpr int NQ = D / 64; /* this lane's chunks of 16 */
+    float part[NQ];
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int i = 8 * q; i < 8 * q + 8; ++i) {
+            float2 f = kvtc__pair_f32<BF>(w[i]);
+            if (SCALED) f = make_float2(ldexpf(f.x, -ex), ldexpf(f.y, -ex));
+            acc = __fmaf_rn(f.y, f.y, __fmaf_rn(f.x, f.x, acc));
+        }
+        part[q] = acc;
+    }
+    return kvtc__mma_tree<NQ>(part);
+}
 /* The careful norm of rows whose sum of squares ss[r] is tiny, huge or not finite, as kvtc__compress_fast_body
  * (all lanes call it): non-finite or zero rows are flagged, others rescaled by 2^-ex[r] and summed again. */
 template <int D, bool BF>
 static __device__ __noinline__ void kvtc__mma_careful(const unsigned (&xw)[2][D / 8], float (&ss)[2], int (&ex)[2],
                                                       bool (&nonfinite)[2], bool (&zero)[2]) {
-    constexpr int WW = D / 8, NQ = D / 64;
+    constexpr int WW = D / 8;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         const bool slow = !(ss[r] >= 1e-30f && ss[r] <= 3e38f);
@@ -1329,19 +1357,7 @@ static __device__ __noinline__ void kvtc__mma_careful(const unsigned (&xw)[2][D 
         zero[r] = slow && fin && mx == 0.0f;
         const bool scale = slow && fin && mx > 0.0f;
         ex[r] = scale ? ilogbf(mx) : 0;
-        float part[NQ];
-#pragma unroll
-        for (int q = 0; q < NQ; ++q) {
-            float acc = 0.0f;
-#pragma unroll
-            for (int w = 8 * q; w < 8 * q + 8; ++w) {
-                const float2 f = kvtc__pair_f32<BF>(xw[r][w]);
-                const float lo = ldexpf(f.x, -ex[r]), hi = ldexpf(f.y, -ex[r]);
-                acc = __fmaf_rn(hi, hi, __fmaf_rn(lo, lo, acc));
-            }
-            part[q] = acc;
-        }
-        const float s2 = kvtc__mma_tree<NQ>(part);
+        const float s2 = kvtc__mma_sumsq<D, BF, true>(xw[r], ex[r]);
         ss[r] = scale ? s2 : ss[r];
     }
 }
@@ -1416,18 +1432,7 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
         float ss[2], norm[2], sv[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            float part[NQ];
-#pragma unroll
-            for (int q = 0; q < NQ; ++q) {
-                float acc = 0.0f;
-#pragma unroll
-                for (int w = 8 * q; w < 8 * q + 8; ++w) {
-                    const float2 f = kvtc__pair_f32<BF>(xw[r][w]);
-                    acc = __fmaf_rn(f.y, f.y, __fmaf_rn(f.x, f.x, acc));
-                }
-                part[q] = acc;
-            }
-            ss[r] = kvtc__mma_tree<NQ>(part);
+            ss[r] = kvtc__mma_sumsq<D, BF, false>(xw[r], 0);
         }
         if (__any_sync(KVTC__FULL, (valid[0] && !(ss[0] >= 1e-30f && ss[0] <= 3e38f)) ||
                                        (valid[1] && !(ss[1] >= 1e-30f && ss[1] <= 3e38f))))
@@ -1490,25 +1495,14 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
         for (int r = 0; r < 2; ++r) {
             float want = norm[r];
             if (c.corr > 0) want = __fdiv_rn(norm[r], __fsqrt_rn(kvtc__mma_tree<NQ>(cpart[r])));
-            float readback = want;
-            unsigned short h16 = 0;
-            if (!c.norm32) {
-                const __half hh = __float2half_rn(want);
-                h16 = __half_as_ushort(hh);
-                readback = __half2float(hh);
-            }
-            const bool range = !nonfinite[r] && !zero[r] && !isfinite(readback);
-            const bool blank = nonfinite[r] || zero[r] || range;
+            bool range, blank;
+            const unsigned nbits = kvtc__norm_bits(c, want, nonfinite[r], zero[r], &range, &blank);
             if (a.status && t == 0 && valid[r] && (nonfinite[r] || range))
                 atomicOr(a.status, nonfinite[r] ? KVTC_CUDA_FLAG_NONFINITE : KVTC_CUDA_FLAG_RANGE);
             if (a.status && t == 0 && bad[r]) atomicOr(a.status, KVTC_CUDA_FLAG_BAD_SLOT);
             if (!valid[r]) continue;
             unsigned char *pg = (unsigned char *)c.y + page[r] * (long long)c.page_bytes;
-            if (t == 0) {
-                unsigned char *sc = pg + c.off_scales + (size_t)off[r] * c.scale_bytes;
-                if (c.norm32) *(unsigned *)sc = blank ? 0u : __float_as_uint(want);
-                else *(unsigned short *)sc = blank ? (unsigned short)0 : h16;
-            }
+            if (t == 0) kvtc__put_norm_bits(c, pg, off[r], nbits);
             if (blank)
 #pragma unroll
                 for (int k = 0; k < CW; ++k) code[r][k] = 0u;
