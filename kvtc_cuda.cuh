@@ -1512,7 +1512,8 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
 }
 
 template <int D, bool BF>
-__global__ void __launch_bounds__(32 * KVTC__MMA_WARPS, (D <= 128 ? KVTC__MMA_SM_WARPS : 8) / KVTC__MMA_WARPS) kvtc__k_compress_mma(const kvtc__args a) {
+__global__ void __launch_bounds__(32 * KVTC__MMA_WARPS, (D <= 128 ? KVTC__MMA_SM_WARPS : 8) / KVTC__MMA_WARPS)
+    kvtc__k_compress_mma(const kvtc__args a) {
     extern __shared__ __align__(16) unsigned char kvtc__smem_mma[];
     constexpr int NB = D / 16, W = D / 4;
     const kvtc__dc &c = a.t[blockIdx.y];
@@ -1567,7 +1568,9 @@ __global__ void __launch_bounds__(32 * KVTC__MMA_WARPS, (D <= 128 ? KVTC__MMA_SM
     }
 }
 /* dynamic shared memory of kvtc__k_compress_mma<D> */
-static size_t kvtc__mma_smem(int d) { return (size_t)d / 16 * 2 * 32 * 8 + (size_t)KVTC__MMA_WARPS * KVTC__MMA_STAGES * 32 * d; }
+static size_t kvtc__mma_smem(int d) {
+    return (size_t)d / 16 * 2 * 32 * 8 + (size_t)KVTC__MMA_WARPS * KVTC__MMA_STAGES * 32 * d;
+}
 
 /* >>decompress
  * kvtc__k_decompress<EPL>   CPU twin: kvtc_cache_read / kvtc_codec_decode
