@@ -491,7 +491,7 @@ KVTC_DEF kvtc_status kvtc_eig_sym(const double *a, int n, double *w, size_t w_co
  *     twice; a column lost to rank deficiency is replaced by a fresh seeded
  *     Gaussian one, so the basis is always orthonormal.
  * Eigenvalues are clamped at 0, descending; basis rows orthonormal (float). */
-#define KVTC_TC_FORMAT_VERSION 1    /* calibration blobs and chunk records */
+#define KVTC_TC_FORMAT_VERSION 2    /* calibration blobs and chunk records (2: chunk checksum by pieces) */
 #define KVTC_TC_MAX_DIM (1 << 20)   /* largest p */
 #define KVTC_TC_DENSE_MAX_DIM 4096  /* largest p for DENSE and kvtc_eig_sym */
 #define KVTC_TC_MAX_BITS 16         /* widest component */
@@ -541,7 +541,7 @@ typedef struct kvtc_tc_calib {
 typedef struct kvtc_tc_calib_header {
     uint8_t magic[4];         /*  0: "KTCC" */
     uint16_t version;         /*  4: KVTC_TC_FORMAT_VERSION */
-    uint8_t dtype;            /*  6: 1 = fp32 mean and basis (the only one in version 1) */
+    uint8_t dtype;            /*  6: 1 = fp32 mean and basis (the only dtype) */
     uint8_t flags;            /*  7: 0 */
     uint32_t dim;             /*  8 */
     uint32_t rank;            /* 12 */
@@ -557,6 +557,18 @@ typedef struct kvtc_tc_calib_header {
  * start from KVTC_FNV1A64_INIT, chain calls to hash pieces. */
 #define KVTC_FNV1A64_INIT 0xcbf29ce484222325ULL
 KVTC_DEF uint64_t kvtc_fnv1a64(const void *data, size_t bytes, uint64_t h);
+#define KVTC_FNV1A64_PRIME 0x100000001b3ULL
+
+/* Checksum of a chunk record of `bytes` bytes, its bytes [48, 56) (the
+ * checksum field) taken as zero: the bytes are cut into pieces of
+ * KVTC_TC_CHECKSUM_PIECE (the last one may be shorter), f_i = FNV-1a 64 of
+ * piece i from KVTC_FNV1A64_INIT, and h = KVTC_FNV1A64_INIT, then
+ * h = h * KVTC_FNV1A64_PRIME + f_i for each piece in order (mod 2^64). Like
+ * FNV-1a of the whole record, it changes with any change of one piece; the
+ * pieces let a GPU hash them in parallel and sum h = INIT P^n + sum f_i
+ * P^(n-1-i) (kvtc_cuda.cuh). */
+#define KVTC_TC_CHECKSUM_PIECE 256
+KVTC_DEF uint64_t kvtc_tc_record_checksum(const void *rec, size_t bytes);
 
 /* What each zero field of *p means: the parameters calibration would use. */
 KVTC_DEF kvtc_status kvtc_tc_calib_params_resolved(const kvtc_tc_calib_params *p, kvtc_tc_calib_params *out);
@@ -700,8 +712,9 @@ typedef struct kvtc_tc {
  *                                          kvtc_pack_var with the nonzero
  *                                          widths: ceil(m * row_bits / 8) bytes
  * record_bytes = 64 + rank + 8 n_uniform + 2 dim (n_sink + n_window)
- *                + ceil(m * row_bits / 8), exactly; checksum is FNV-1a 64 of
- * those bytes with the 8 checksum bytes taken as zero. Decoding checks magic,
+ *                + ceil(m * row_bits / 8), exactly; checksum is
+ * kvtc_tc_record_checksum of those bytes (the 8 checksum bytes taken as
+ * zero). Decoding checks magic,
  * version (else ERR_VERSION), calib_id (else ERR_MISMATCH), every field and
  * the total length against the record before reading the payload, then the
  * checksum (ERR_CORRUPT). Values in a record whose checksum was forged
@@ -2386,7 +2399,25 @@ KVTC_DEF kvtc_status kvtc_eig_sym(const double *a, int n, double *w, size_t w_co
 KVTC_DEF uint64_t kvtc_fnv1a64(const void *data, size_t bytes, uint64_t h) {
     const uint8_t *p = (const uint8_t *)data;
     size_t i;
-    for (i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
+    for (i = 0; i < bytes; ++i) h = (h ^ p[i]) * KVTC_FNV1A64_PRIME;
+    return h;
+}
+
+KVTC_DEF uint64_t kvtc_tc_record_checksum(const void *rec, size_t bytes) {
+    const uint8_t *b = (const uint8_t *)rec;
+    uint8_t first[KVTC_TC_CHECKSUM_PIECE];
+    uint64_t h = KVTC_FNV1A64_INIT;
+    size_t at, i;
+    for (at = 0; at < bytes; at += KVTC_TC_CHECKSUM_PIECE) {
+        const size_t n = bytes - at < KVTC_TC_CHECKSUM_PIECE ? bytes - at : KVTC_TC_CHECKSUM_PIECE;
+        const uint8_t *piece = b + at;
+        if (at == 0) { /* the piece that holds the checksum field */
+            memcpy(first, b, n);
+            for (i = 48; i < 56 && i < n; ++i) first[i] = 0;
+            piece = first;
+        }
+        h = h * KVTC_FNV1A64_PRIME + kvtc_fnv1a64(piece, n, KVTC_FNV1A64_INIT);
+    }
     return h;
 }
 
@@ -3466,13 +3497,6 @@ static kvtc_status kvtc__tc_put_f16_rows(const float *x, size_t n, size_t d, uin
     return worst;
 }
 
-static uint64_t kvtc__tc_checksum(const uint8_t *rec, size_t bytes) {
-    static const uint8_t zero8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    uint64_t h = kvtc_fnv1a64(rec, 48, KVTC_FNV1A64_INIT);
-    h = kvtc_fnv1a64(zero8, 8, h);
-    return kvtc_fnv1a64(rec + 56, bytes - 56, h);
-}
-
 KVTC_DEF kvtc_status kvtc_tc_encode(const kvtc_tc *tc, const float *x, size_t n_tokens, void *out, size_t out_bytes,
                                     void *scratch, size_t scratch_bytes) {
     kvtc__tc_geom g;
@@ -3530,7 +3554,7 @@ KVTC_DEF kvtc_status kvtc_tc_encode(const kvtc_tc *tc, const float *x, size_t n_
                 if (!isfinite(x[(g.n_sink + t) * d + j])) nonfinite = 1;
     }
     if (nonfinite) worst = KVTC_ERR_NONFINITE;
-    kvtc__tc_put_u64(o + 48, kvtc__tc_checksum(o, g.bytes));
+    kvtc__tc_put_u64(o + 48, kvtc_tc_record_checksum(o, g.bytes));
     return worst;
 }
 
@@ -3593,7 +3617,7 @@ KVTC_DEF kvtc_status kvtc_tc_decode(const kvtc_tc *tc, const void *in, size_t in
     if (kvtc__tc_geom_of(d, rank, h.quantizer, widths, rb, h.n_tokens, h.n_sink, h.n_window, &g) != KVTC_OK ||
         g.bytes != h.record_bytes || g.n_sink != h.n_sink || g.n_window != h.n_window)
         return KVTC_ERR_CORRUPT;
-    if (kvtc__tc_checksum(b, g.bytes) != h.checksum) return KVTC_ERR_CORRUPT;
+    if (kvtc_tc_record_checksum(b, g.bytes) != h.checksum) return KVTC_ERR_CORRUPT;
     if (!kvtc__mul_size((size_t)h.n_tokens, d, &need)) return KVTC_ERR_OVERFLOW;
     if (x_count < need) return KVTC_ERR_SMALL;
     if (!kvtc__tc_scratch_layout(g.m, na, d, &sl)) return KVTC_ERR_OVERFLOW;

@@ -186,8 +186,8 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  *              pack      quantize (GAUSSIAN: codebook cell of z / sigma;
  *                        UNIFORM: the affine grid) and pack with the variable
  *                        widths straight into the record's index section;
- *              checksum  FNV-1a 64 of each record, computed in parallel (see
- *                        below), written last.
+ *              checksum  kvtc_tc_record_checksum of each record, by pieces in
+ *                        parallel (see below), written last.
  *   decompress check     header fields, calibration id, widths, length and
  *                        the checksum of every record;
  *              unpack    indices -> dequantized coefficients;
@@ -249,19 +249,10 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * TFLOP/s at the paper's shapes, under half of cuBLAS, and much less at
  * p = 128, where K is 128).
  *
- * Checksum. FNV-1a 64 is one serial chain, h = (h ^ b) * P; on a GPU it runs
- * as a parallel scan. The low 8 bits of h evolve on their own (l' = ((l ^ b)
- * * P) mod 256), and bit k of l' is bit k of (l ^ b) XOR a function of its
- * lower bits: eight rounds of a prefix-XOR scan over all bytes (4 KiB
- * segments, 128 threads each, segment carries from the parities of earlier
- * segments) give the low byte L_i before every byte. Then h ^ b_i = h + d_i
- * with d_i = (L_i ^ b_i) - L_i known, so h_N = P^N h_0 + sum_i d_i P^(N-i)
- * mod 2^64: a sum, reduced by blocks and one integer atomicAdd per block
- * (exact, so the order does not matter). Ten kernels, ~25 bytes of memory
- * traffic per record byte. A call of many records (each at most 1/48 of the
- * call's bytes: per head, per layer) runs one block per record instead
- * (kvtc__k_tcg_fnv_rec): tiles of 32 KiB in order, the low byte at each
- * tile's start known exactly, the eight rounds on registers, one read of
+ * Checksum (kvtc_tc_record_checksum): one thread per 256-byte piece of every
+ * record hashes it with FNV-1a 64 (a serial chain of 256 steps), and
+ * h = INIT P^n + sum_j f_j P^(n-1-j) mod 2^64 is an integer sum, reduced by
+ * warps and atomicAdd (exact, so the order does not matter). One read of
  * each byte.
  *
  * Per-stage timing: pass a kvtc_cuda_tc_timing whose events the caller
@@ -3061,8 +3052,10 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * [m][dim] fp32. The tensor-core GEMM works on 32-bit words (one fp32/tf32
  * or two fp16 along k), tiles of 128 x BN x 32 words; rows past M or N are
  * zero-filled by cp.async, the k extent is padded with zeros in memory. */
-#define KVTC__TCG_SEG 4096    /* checksum segment: 128 threads x 32 bytes */
 #define KVTC__TCG_PW 1024     /* index-stream words per pack / unpack block */
+#ifndef KVTC__TCG_VEC8
+#define KVTC__TCG_VEC8 1      /* 0: gather and scatter one pair per thread always (for benchmarks) */
+#endif
 #define KVTC__TCG_NA_ALIGN 128 /* n_active padding */
 #define KVTC__TCG_LDS 36       /* shared-memory row stride of GEMM tiles, words: conflict-free fragment loads */
 #define KVTC__TCG_NOUNI 0xffffu
@@ -3082,7 +3075,7 @@ typedef struct kvtc__tcg_comp { /* per (group, active component), ascending comp
 } kvtc__tcg_comp;
 
 typedef struct kvtc__tcg_call { /* per group and call, from kvtc__k_tcg_geom */
-    unsigned long long rec, bytes, params, sink, window, idx, idx_bytes, seg0;
+    unsigned long long rec, bytes, params, sink, window, idx, idx_bytes, piece0; /* piece0: first checksum piece */
 } kvtc__tcg_call;
 
 typedef struct kvtc__tcg_geo {
@@ -3136,8 +3129,7 @@ struct kvtc__tcg_args {
     void *A;      /* compress: the projection's A; decompress: X-hat (fp32) */
     void *Z;      /* compress: Z (fp32); decompress: Z-hat */
     float4 *cpar; /* (lo, scale, inv, qmax) per (group, active component) */
-    unsigned char *L, *par;
-    long long nseg;
+    long long npieces; /* checksum pieces of all records */
     int *status;
 };
 
@@ -3431,7 +3423,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_prep_basis(const float *__res
 /* ---- compress and decompress kernels ---------------------------------------- */
 /* kvtc__k_tcg_geom   CPU twin: kvtc__tc_geom_of per record, then offsets
  * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 38 regs, 16400 B static smem; 0 spills
- * grid 1, block 1024: record geometry, 16-byte aligned offsets and checksum segments of every group
+ * grid 1, block 1024: record geometry, 16-byte aligned offsets and checksum pieces of every group
  * (block-wide scans, 1024 groups per round). */
 __global__ void __launch_bounds__(1024) kvtc__k_tcg_geom(kvtc__tcg_args a) {
     __shared__ unsigned long long s_off[1024], s_seg[1024], s_carry[2];
@@ -3449,7 +3441,7 @@ __global__ void __launch_bounds__(1024) kvtc__k_tcg_geom(kvtc__tcg_args a) {
                                  (unsigned long long)gr.row_bits, (unsigned long long)a.n, (unsigned long long)a.ns,
                                  (unsigned long long)a.nw);
             al = (geo.bytes + 15) & ~15ull;
-            ns = (geo.bytes + KVTC__TCG_SEG - 1) / KVTC__TCG_SEG;
+            ns = (geo.bytes + KVTC_TC_CHECKSUM_PIECE - 1) / KVTC_TC_CHECKSUM_PIECE;
         }
         s_off[tid] = al;
         s_seg[tid] = ns;
@@ -3464,7 +3456,7 @@ __global__ void __launch_bounds__(1024) kvtc__k_tcg_geom(kvtc__tcg_args a) {
         if (g < a.G) {
             kvtc__tcg_call c;
             c.rec = s_carry[0] + s_off[tid] - al;
-            c.seg0 = s_carry[1] + s_seg[tid] - ns;
+            c.piece0 = s_carry[1] + s_seg[tid] - ns;
             c.bytes = geo.bytes;
             c.params = geo.params;
             c.sink = geo.sink;
@@ -3508,71 +3500,155 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_rows(kvtc__tcg_args a) {
     a.rows[t] = pg < 0 || pg >= a.n_blocks ? -1 : (long long)pg * a.bs + tok % a.bs;
 }
 
-/* kvtc__k_tcg_gather   CPU twin: (caller's gather) + kvtc_rope_remove + kvtc_tc_encode's centring and fp16 rows
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 48 regs, no smem; 0 spills
- * grid (ceil(dim/2 / 256) or 1, ceil(n / tpb) capped at 65535 (strided), n_groups), block 256; one thread per
- * coordinate pair of a token (tpb tokens per block when dim/2 < 256). Keys: RoPE pairs in double.
- * Coded tokens: x - mu into A; sink/window tokens: fp16 into the record; NaN/Inf and fp16 overflow flagged per token. */
-__global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int tpb) {
-    const int g = blockIdx.z, hp = a.p / 2;
-    int lt, item;
-    if (tpb > 1) {
-        lt = threadIdx.x / hp;
-        item = threadIdx.x - lt * hp;
-        if (lt >= tpb) return;
-    } else {
-        lt = 0;
-        item = blockIdx.x * 256 + threadIdx.x;
-        if (item >= hp) return;
+/* Eight values of a dtype at element i (a multiple of 8, the pointer 16-byte aligned): one 16-byte access for
+ * fp16/bf16, two for fp32. Conversions as kvtc__load / kvtc__store (round to nearest even). */
+static __device__ __forceinline__ void kvtc__tcg_ld8(const void *p, long long i, int dtype, float *v) {
+    if (dtype == KVTC_DTYPE_F32) {
+        const float4 x = __ldg((const float4 *)((const float *)p + i)), y = __ldg((const float4 *)((const float *)p + i) + 1);
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+        return;
     }
-    const int part = item / a.hs, slot = item - part * a.hs;
-    int kind, layer, head, j0, j1;
+    const uint4 w = __ldg((const uint4 *)((const unsigned short *)p + i));
+    const unsigned u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        const unsigned short h = (unsigned short)(k & 1 ? u[k >> 1] >> 16 : u[k >> 1]);
+        v[k] = dtype == KVTC_DTYPE_BF16 ? __uint_as_float((unsigned)h << 16) : __half2float(__ushort_as_half(h));
+    }
+}
+static __device__ __forceinline__ void kvtc__tcg_st8(void *p, long long i, int dtype, const float *v) {
+    if (dtype == KVTC_DTYPE_F32) {
+        float4 *q = (float4 *)((float *)p + i);
+        q[0] = make_float4(v[0], v[1], v[2], v[3]);
+        q[1] = make_float4(v[4], v[5], v[6], v[7]);
+        return;
+    }
+    unsigned u[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        const unsigned short lo = dtype == KVTC_DTYPE_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k]))
+                                                           : __half_as_ushort(__float2half_rn(v[2 * k]));
+        const unsigned short hi = dtype == KVTC_DTYPE_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k + 1]))
+                                                           : __half_as_ushort(__float2half_rn(v[2 * k + 1]));
+        u[k] = lo | (unsigned)hi << 16;
+    }
+    *(uint4 *)((unsigned short *)p + i) = make_uint4(u[0], u[1], u[2], u[3]);
+}
+/* E coordinate pairs of a head row at element base: pair e is (j0 + e s, j1 + e s), s = 1 when split (RoPE
+ * half style: j1 = j0 + rotary_dim/2), else s = 2 and j1 = j0 + 1 (16 consecutive values for E = 8). */
+template <int E>
+static __device__ __forceinline__ void kvtc__tcg_ld_pairs(const void *p, long long base, int j0, int j1, bool split,
+                                                          int dtype, float *v0, float *v1) {
+    if (E == 1) {
+        v0[0] = kvtc__load(p, base + j0, dtype);
+        v1[0] = kvtc__load(p, base + j1, dtype);
+    } else if (split) {
+        kvtc__tcg_ld8(p, base + j0, dtype, v0);
+        kvtc__tcg_ld8(p, base + j1, dtype, v1);
+    } else {
+        float t[16];
+        kvtc__tcg_ld8(p, base + j0, dtype, t);
+        kvtc__tcg_ld8(p, base + j0 + 8, dtype, t + 8);
+#pragma unroll
+        for (int e = 0; e < E; ++e) v0[e] = t[2 * e], v1[e] = t[2 * e + 1];
+    }
+}
+template <int E>
+static __device__ __forceinline__ void kvtc__tcg_st_pairs(void *p, long long base, int j0, int j1, bool split,
+                                                          int dtype, const float *v0, const float *v1) {
+    if (E == 1) {
+        kvtc__store(p, base + j0, dtype, v0[0]);
+        kvtc__store(p, base + j1, dtype, v1[0]);
+    } else if (split) {
+        kvtc__tcg_st8(p, base + j0, dtype, v0);
+        kvtc__tcg_st8(p, base + j1, dtype, v1);
+    } else {
+        float t[16];
+#pragma unroll
+        for (int e = 0; e < E; ++e) t[2 * e] = v0[e], t[2 * e + 1] = v1[e];
+        kvtc__tcg_st8(p, base + j0, dtype, t);
+        kvtc__tcg_st8(p, base + j0 + 8, dtype, t + 8);
+    }
+}
+/* The thread's token row within its block and its first pair slot (E slots per thread) of group blockIdx.z;
+ * false past the group's columns. Shared by kvtc__k_tcg_gather and kvtc__k_tcg_scatter. */
+template <int E>
+static __device__ __forceinline__ bool kvtc__tcg_item(const kvtc__tcg_args &a, int tpb, int *lt, int *part, int *slot) {
+    const int per_tok = a.p / (2 * E), per_part = a.hs / E;
+    int item;
+    if (tpb > 1) {
+        *lt = threadIdx.x / per_tok;
+        item = threadIdx.x - *lt * per_tok;
+        if (*lt >= tpb) return false;
+    } else {
+        *lt = 0;
+        item = blockIdx.x * 256 + threadIdx.x;
+        if (item >= per_tok) return false;
+    }
+    *part = item / per_part;
+    *slot = (item - *part * per_part) * E;
+    return true;
+}
+
+/* kvtc__k_tcg_gather<E>   CPU twin: (caller's gather) + kvtc_rope_remove + kvtc_tc_encode's centring and fp16 rows
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <1> 48 regs, <8> 118 regs, no smem; 0 spills
+ * grid (ceil(dim/(2E) / 256) or 1, ceil(n / tpb) capped at 65535 (strided), n_groups), block 256; one thread per
+ * E coordinate pairs of a token (tpb tokens per block when dim/(2E) < 256); E = 8 (16-byte loads and stores)
+ * where kvtc__tcg_vec8 allows. Keys: RoPE pairs in double. Coded tokens: x - mu into A; sink/window tokens: fp16
+ * into the record; NaN/Inf and fp16 overflow flagged per token. */
+template <int E>
+__global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int tpb) {
+    const int g = blockIdx.z;
+    int lt, part, slot, kind, layer, head, j0, j1;
+    if (!kvtc__tcg_item<E>(a, tpb, &lt, &part, &slot)) return;
     kvtc__tcg_part(a, g, part, &kind, &layer, &head);
     const int rot = kvtc__tcg_slot(a, kind, slot, &j0, &j1);
-    const int c0 = part * a.hd + j0, c1 = part * a.hd + j1;
+    const bool split = rot && a.style == KVTC_ROPE_HALF;
+    const int s = E == 1 || split ? 1 : 2;
     const kvtc__tcg_call cl = a.call[g];
     unsigned char *rec = a.rec + cl.rec;
-    const float mu0 = a.mean[(long long)g * a.p + c0], mu1 = a.mean[(long long)g * a.p + c1];
+    const int adt = a.mode == KVTC_CUDA_TC_GEMM_F16 ? KVTC_DTYPE_F16 : KVTC_DTYPE_F32;
+    float mu0[E], mu1[E];
+    kvtc__tcg_ld_pairs<E>(a.mean, (long long)g * a.p + part * a.hd, j0, j1, split, KVTC_DTYPE_F32, mu0, mu1);
     const void *src = kind ? a.cv : a.ck;
     const long long lbase = (long long)layer * a.layer_stride + (long long)head * a.hd;
     for (long long t = (long long)blockIdx.y * tpb + lt; t < a.n; t += (long long)gridDim.y * tpb) {
-        float v0 = 0.0f, v1 = 0.0f;
+        float v0[E], v1[E];
         unsigned fl = 0;
+#pragma unroll
+        for (int e = 0; e < E; ++e) v0[e] = v1[e] = 0.0f;
         if (a.flat) {
-            const float *x = a.x_in + ((long long)g * a.n + t) * a.p;
-            v0 = x[c0];
-            v1 = x[c1];
+            kvtc__tcg_ld_pairs<E>(a.x_in, ((long long)g * a.n + t) * a.p + part * a.hd, j0, j1, split,
+                                  KVTC_DTYPE_F32, v0, v1);
         } else {
             const long long row = a.rows[t];
-            if (row < 0) {
-                fl = 4;
-            } else {
-                const long long base = lbase + row * a.tok_stride;
-                v0 = kvtc__load(src, base + j0, a.dtype);
-                v1 = kvtc__load(src, base + j1, a.dtype);
+            if (row < 0) fl = 4;
+            else kvtc__tcg_ld_pairs<E>(src, lbase + row * a.tok_stride, j0, j1, split, a.dtype, v0, v1);
+            if (rot) {
+#pragma unroll
+                for (int e = 0; e < E; ++e) kvtc__tcg_rope(a.rope_tab[t * a.rd_half + slot + e], -1.0, &v0[e], &v1[e]);
             }
-            if (rot) kvtc__tcg_rope(a.rope_tab[t * a.rd_half + slot], -1.0, &v0, &v1);
         }
-        if (!isfinite(v0) || !isfinite(v1)) fl |= 1;
+#pragma unroll
+        for (int e = 0; e < E; ++e)
+            if (!isfinite(v0[e]) || !isfinite(v1[e])) fl |= 1;
         if (t < a.ns || t >= a.n - a.nw) {
-            const unsigned short h0 = __half_as_ushort(__float2half_rn(v0)), h1 = __half_as_ushort(__float2half_rn(v1));
-            if (!(fl & 1) && ((h0 & 0x7c00u) == 0x7c00u || (h1 & 0x7c00u) == 0x7c00u)) fl |= 2;
             unsigned char *row = rec + (t < a.ns ? cl.sink + (unsigned long long)t * a.p * 2
                                                  : cl.window + (unsigned long long)(t - (a.n - a.nw)) * a.p * 2);
-            row[2 * c0] = (unsigned char)h0;
-            row[2 * c0 + 1] = (unsigned char)(h0 >> 8);
-            row[2 * c1] = (unsigned char)h1;
-            row[2 * c1 + 1] = (unsigned char)(h1 >> 8);
-        } else {
-            const long long o = ((long long)g * a.m + (t - a.ns)) * a.kp;
-            const float x0 = __fsub_rn(v0, mu0), x1 = __fsub_rn(v1, mu1);
-            if (a.mode == KVTC_CUDA_TC_GEMM_F16) {
-                ((__half *)a.A)[o + c0] = __float2half_rn(x0);
-                ((__half *)a.A)[o + c1] = __float2half_rn(x1);
-            } else {
-                ((float *)a.A)[o + c0] = x0;
-                ((float *)a.A)[o + c1] = x1;
+#pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const int c0 = part * a.hd + j0 + e * s, c1 = part * a.hd + j1 + e * s;
+                const unsigned short h0 = __half_as_ushort(__float2half_rn(v0[e])), h1 = __half_as_ushort(__float2half_rn(v1[e]));
+                if (!(fl & 1) && ((h0 & 0x7c00u) == 0x7c00u || (h1 & 0x7c00u) == 0x7c00u)) fl |= 2;
+                row[2 * c0] = (unsigned char)h0;
+                row[2 * c0 + 1] = (unsigned char)(h0 >> 8);
+                row[2 * c1] = (unsigned char)h1;
+                row[2 * c1 + 1] = (unsigned char)(h1 >> 8);
             }
+        } else {
+#pragma unroll
+            for (int e = 0; e < E; ++e) v0[e] = __fsub_rn(v0[e], mu0[e]), v1[e] = __fsub_rn(v1[e], mu1[e]);
+            kvtc__tcg_st_pairs<E>(a.A, ((long long)g * a.m + (t - a.ns)) * a.kp + part * a.hd, j0, j1, split, adt, v0, v1);
         }
         if (fl) {
             atomicOr(&a.tokflag[(long long)g * a.n + t], fl);
@@ -3804,7 +3880,9 @@ static __device__ __forceinline__ unsigned char kvtc__tcg_hdr_byte(int i, const 
                                                                     const kvtc__tcg_group &gr, unsigned long long bytes) {
     unsigned long long w;
     switch (i >> 3) {
-    case 0: w = 0x5243544bull | (1ull << 32) | ((unsigned long long)gr.quantizer << 48); break; /* "KTCR", 1, q, 0 */
+    case 0: /* "KTCR", version, quantizer, flags 0 */
+        w = 0x5243544bull | ((unsigned long long)KVTC_TC_FORMAT_VERSION << 32) | ((unsigned long long)gr.quantizer << 48);
+        break;
     case 1: w = (unsigned long long)a.p | ((unsigned long long)gr.rank << 32); break;
     case 2: w = (unsigned long long)a.n | ((unsigned long long)a.ns << 32); break;
     case 3: w = (unsigned long long)a.nw | ((unsigned long long)gr.row_bits << 32); break;
@@ -3972,203 +4050,69 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_pack(kvtc__tcg_args a) {
     }
 }
 
-/* Byte j (0..15) of a 16-byte chunk. */
-static __device__ __forceinline__ unsigned kvtc__tcg_u4_byte(const uint4 &v, int j) {
-    const unsigned w = j < 4 ? v.x : j < 8 ? v.y : j < 12 ? v.z : v.w;
-    return (w >> (8 * (j & 3))) & 0xffu;
-}
-
-/* kvtc__k_tcg_fnv<LEVEL>   CPU twin: kvtc__tc_checksum (FNV-1a 64 with the checksum field as zero)
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 30-38 regs, 16-48 B static smem; 0 spills
- * grid (checksum segments of all records), block 128: thread i owns bytes [32i, 32i + 32) of its 4 KiB segment.
- * LEVEL 0..7: finalize bit LEVEL-1 of the low-byte trajectory L (segment carry = initial bit XOR the
- * parities of the earlier segments of the record), then bit LEVEL by a block prefix-XOR scan from 0;
- * LEVEL 8: finalize bit 7, then add sum_i d_i P^(N - i) of the segment to the record's accumulator. */
-template <int LEVEL>
-__global__ void __launch_bounds__(128) kvtc__k_tcg_fnv(kvtc__tcg_args a) {
-    __shared__ unsigned s_w[4];
-    __shared__ unsigned long long s_sum[4];
-    const long long seg = blockIdx.x;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    int lo = 0, hi = a.G - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) >> 1;
-        if ((long long)a.call[mid].seg0 <= seg) lo = mid;
-        else hi = mid - 1;
-    }
-    const int g = lo;
-    const kvtc__tcg_call cl = a.call[g];
-    const long long N = (long long)cl.bytes, rel0 = (seg - (long long)cl.seg0) * KVTC__TCG_SEG + 32LL * tid;
-    const int nv = rel0 >= N ? 0 : (N - rel0 < 32 ? (int)(N - rel0) : 32);
-    const unsigned char *bp = a.rec + cl.rec + rel0;
-    unsigned char *lp = a.L + cl.rec + rel0;
-    uint4 b0 = make_uint4(0, 0, 0, 0), b1 = b0, l0 = b0, l1 = b0;
-    if (nv > 0) {
-        b0 = *(const uint4 *)bp;
-        if (LEVEL > 0) l0 = *(const uint4 *)lp;
-    }
-    if (nv > 16) {
-        b1 = *(const uint4 *)(bp + 16);
-        if (LEVEL > 0) l1 = *(const uint4 *)(lp + 16);
-    }
-    if (rel0 == 32) { b1.x = 0; b1.y = 0; } /* bytes 48..55: the checksum, hashed as zero */
-    if (LEVEL > 0) {
-        const int kk = LEVEL > 0 ? LEVEL - 1 : 0;
-        unsigned x = 0;
-        for (long long i = (long long)cl.seg0 + tid; i < seg; i += 128) x ^= a.par[(long long)kk * a.nseg + i];
-        x = __reduce_xor_sync(KVTC__FULL, x & 1u);
-        if (lane == 0) s_w[warp] = x;
-        __syncthreads();
-        const unsigned carry = ((0x25u >> kk) & 1u) ^ s_w[0] ^ s_w[1] ^ s_w[2] ^ s_w[3];
-        __syncthreads();
-        if (carry) {
-            const unsigned f = 0x01010101u << kk;
-            l0.x ^= f; l0.y ^= f; l0.z ^= f; l0.w ^= f;
-            l1.x ^= f; l1.y ^= f; l1.z ^= f; l1.w ^= f;
+/* kvtc__k_tcg_fnv   CPU twin: kvtc_tc_record_checksum (but its KVTC_FNV1A64_INIT * P^n term: kvtc__k_tcg_fnv_final)
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 32 regs, no smem; 0 spills
+ * grid ceil(pieces of all records / 256), block 256: thread i hashes checksum piece i of the call, FNV-1a 64 of
+ * its <= 256 bytes in order (the checksum field as zero), and adds f * P^(n-1-j) to its record's acc (piece j
+ * of n). A warp whose pieces share one record sums them first: one atomicAdd. Decompress: records that failed
+ * the checks are skipped. Records start 16-byte aligned with their padding to 16 bytes in the buffer, so every
+ * piece is read as whole 16-byte words. */
+__global__ void __launch_bounds__(256) kvtc__k_tcg_fnv(kvtc__tcg_args a, int decompress) {
+    const long long pc = (long long)blockIdx.x * 256 + threadIdx.x;
+    const int lane = threadIdx.x & 31;
+    int g = -1;
+    unsigned long long v = 0;
+    if (pc < a.npieces) {
+        int lo = 0, hi = a.G - 1;
+        while (lo < hi) { /* the record of piece pc: every record has at least one piece */
+            const int mid = (lo + hi + 1) >> 1;
+            if ((long long)a.call[mid].piece0 <= pc) lo = mid;
+            else hi = mid - 1;
         }
+        g = lo;
+        if (decompress && a.gstat[g] != KVTC_OK) g = -1;
     }
-    if (LEVEL < 8) {
-        unsigned e = 0;
+    if (g >= 0) {
+        const kvtc__tcg_call cl = a.call[g];
+        const long long j = pc - (long long)cl.piece0, r0 = j * KVTC_TC_CHECKSUM_PIECE;
+        const long long np = ((long long)cl.bytes + KVTC_TC_CHECKSUM_PIECE - 1) / KVTC_TC_CHECKSUM_PIECE;
+        const int nb = (long long)cl.bytes - r0 < KVTC_TC_CHECKSUM_PIECE ? (int)((long long)cl.bytes - r0)
+                                                                         : KVTC_TC_CHECKSUM_PIECE;
+        const uint4 *src = (const uint4 *)(a.rec + cl.rec + r0);
+        unsigned long long h = KVTC_FNV1A64_INIT;
+        for (int q0 = 0; q0 < nb; q0 += 64) { /* four words in flight, then their 64 bytes in order */
+            uint4 w[4];
 #pragma unroll
-        for (int q = 0; q < 32; ++q) {
-            const unsigned bq = q < 16 ? kvtc__tcg_u4_byte(b0, q) : kvtc__tcg_u4_byte(b1, q - 16);
-            const unsigned lq = q < 16 ? kvtc__tcg_u4_byte(l0, q) : kvtc__tcg_u4_byte(l1, q - 16);
-            const unsigned x = (lq ^ bq) & ((1u << LEVEL) - 1u);
-            const unsigned bit = ((bq >> LEVEL) ^ ((x * 0xb3u) >> LEVEL)) & 1u;
-            if (q < nv) e |= bit << q;
-        }
-        const unsigned par = __popc(e) & 1u, bal = __ballot_sync(KVTC__FULL, par);
-        if (lane == 0) s_w[warp] = __popc(bal) & 1u;
-        __syncthreads();
-        unsigned carry = __popc(bal & ((1u << lane) - 1u)) & 1u;
-        for (int w2 = 0; w2 < warp; ++w2) carry ^= s_w[w2];
-        if (tid == 0) a.par[(long long)LEVEL * a.nseg + seg] = (unsigned char)(s_w[0] ^ s_w[1] ^ s_w[2] ^ s_w[3]);
-        unsigned inc = e;
-        inc ^= inc << 1;
-        inc ^= inc << 2;
-        inc ^= inc << 4;
-        inc ^= inc << 8;
-        inc ^= inc << 16;
-        unsigned ex = inc << 1;
-        if (carry) ex = ~ex;
-        /* bit LEVEL of L is still 0 (level 0: L starts from 0) */
-        unsigned lw[8] = {l0.x, l0.y, l0.z, l0.w, l1.x, l1.y, l1.z, l1.w};
+            for (int k = 0; k < 4; ++k) w[k] = q0 + 16 * k < nb ? src[q0 / 16 + k] : make_uint4(0, 0, 0, 0);
+            if (j == 0 && q0 == 0) w[3].x = w[3].y = 0; /* bytes 48..55: the checksum field */
 #pragma unroll
-        for (int q = 0; q < 32; ++q)
-            if ((ex >> q) & 1u) lw[q >> 2] |= 1u << (8 * (q & 3) + LEVEL);
-        if (nv > 0) *(uint4 *)lp = make_uint4(lw[0], lw[1], lw[2], lw[3]);
-        if (nv > 16) *(uint4 *)(lp + 16) = make_uint4(lw[4], lw[5], lw[6], lw[7]);
-    } else {
-        unsigned long long sum = 0;
-        if (nv > 0) {
-            unsigned long long Q = kvtc__tcg_fnv_pow((unsigned long long)(N - (rel0 + nv - 1)));
+            for (int k = 0; k < 4; ++k) {
+                const unsigned u[4] = {w[k].x, w[k].y, w[k].z, w[k].w};
 #pragma unroll
-            for (int q = 31; q >= 0; --q) {
-                if (q < nv) {
-                    const unsigned bq = q < 16 ? kvtc__tcg_u4_byte(b0, q) : kvtc__tcg_u4_byte(b1, q - 16);
-                    const unsigned lq = q < 16 ? kvtc__tcg_u4_byte(l0, q) : kvtc__tcg_u4_byte(l1, q - 16);
-                    const long long d = (long long)(lq ^ bq) - (long long)lq;
-                    sum += (unsigned long long)d * Q;
-                    Q *= KVTC__TCG_FNV_P;
-                }
+                for (int q = 0; q < 16; ++q)
+                    if (q0 + 16 * k + q < nb) h = (h ^ ((u[q >> 2] >> (8 * (q & 3))) & 0xffu)) * KVTC__TCG_FNV_P;
             }
         }
-        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(KVTC__FULL, sum, o);
-        if (lane == 0) s_sum[warp] = sum;
-        __syncthreads();
-        if (tid == 0) atomicAdd(&a.acc[g], s_sum[0] + s_sum[1] + s_sum[2] + s_sum[3]);
+        v = h * kvtc__tcg_fnv_pow((unsigned long long)(np - 1 - j));
+    }
+    const int g0 = __shfl_sync(KVTC__FULL, g, 0);
+    if (__all_sync(KVTC__FULL, g == g0)) {
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(KVTC__FULL, v, o);
+        if (lane == 0 && g0 >= 0) atomicAdd(&a.acc[g0], v);
+    } else if (g >= 0) {
+        atomicAdd(&a.acc[g], v);
     }
 }
 
-/* kvtc__k_tcg_fnv_rec   CPU twin: kvtc__tc_checksum (FNV-1a 64 with the checksum field as zero)
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 64 regs, 512 B static smem; 0 spills
- * grid n_groups, block 1024: one block per record, through it in tiles of 32 KiB (32 bytes per thread), in order.
- * The low byte of h at a tile's start is known exactly, so the eight rounds of the prefix-XOR scan (see
- * "Checksum" above) run inside the block, on registers, 4 bytes per 32-bit operation: the products
- * (x mod 2^k) * 0xb3 < 2^15 of two bytes at a time in 16-bit lanes. Each thread then adds
- * sum_i d_i P^(N-i) of its bytes (Horner); the block stores the record's sum in acc[g] for
- * kvtc__k_tcg_fnv_final. For calls of many records (each at most 1/48 of the call's bytes); a record in
- * decompress that failed the checks is skipped. */
-__global__ void __launch_bounds__(1024) kvtc__k_tcg_fnv_rec(kvtc__tcg_args a, int decompress) {
-    __shared__ unsigned s_par[2][32];
-    __shared__ unsigned long long s_sum[32];
-    const int g = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    if (decompress && a.gstat[g] != KVTC_OK) return;
-    const kvtc__tcg_call cl = a.call[g];
-    const long long N = (long long)cl.bytes;
-    const unsigned char *rec = a.rec + cl.rec;
-    unsigned lin = 0x25u, buf = 0; /* low byte of the FNV-1a 64 offset basis */
-    unsigned long long sum = 0;
-    for (long long t0 = 0; t0 < N; t0 += 32 * 1024) {
-        const long long rel0 = t0 + 32LL * tid;
-        const int nv = rel0 >= N ? 0 : (N - rel0 < 32 ? (int)(N - rel0) : 32);
-        uint4 v0 = make_uint4(0, 0, 0, 0), v1 = v0;
-        if (nv > 0) v0 = *(const uint4 *)(rec + rel0);
-        if (nv > 16) v1 = *(const uint4 *)(rec + rel0 + 16);
-        unsigned b[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w}, l[8], e[8], lout = lin;
-        if (rel0 == 32) b[4] = b[5] = 0; /* bytes 48..55: the checksum, hashed as zero */
-#pragma unroll
-        for (int i = 0; i < 8; ++i) l[i] = 0;
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-            const unsigned mk = 0x01010101u * ((1u << k) - 1u);
-            unsigned par = 0;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                const int nvw = nv - 4 * i; /* bytes of word i that exist */
-                const unsigned vm = nvw >= 4 ? 0x01010101u : nvw <= 0 ? 0u : 0x01010101u & ((1u << (8 * nvw)) - 1u);
-                const unsigned y = (l[i] ^ b[i]) & mk;
-                const unsigned pe = (y & 0x00ff00ffu) * 0xb3u, po = ((y >> 8) & 0x00ff00ffu) * 0xb3u;
-                unsigned x = (((pe >> k) & 0x00010001u) | (((po >> k) & 0x00010001u) << 8)) ^ ((b[i] >> k) & 0x01010101u);
-                x &= vm;
-                x ^= x << 8; /* inclusive prefix XOR over the word's bytes, in bit 0 of each */
-                x ^= x << 16;
-                e[i] = x;
-                par ^= x >> 24;
-            }
-            const unsigned bal = __ballot_sync(KVTC__FULL, par & 1u);
-            if (lane == 0) s_par[buf][warp] = __popc(bal) & 1u;
-            __syncthreads();
-            const unsigned wb = __ballot_sync(KVTC__FULL, s_par[buf][lane]);
-            buf ^= 1u;
-            unsigned c = ((lin >> k) & 1u) ^ (__popc(wb & ((1u << warp) - 1u)) & 1u) ^ (__popc(bal & ((1u << lane) - 1u)) & 1u);
-            lout ^= (__popc(wb) & 1u) << k;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                l[i] |= (((e[i] << 8) ^ (c * 0x01010101u)) & 0x01010101u) << k; /* exclusive: L before each byte */
-                c ^= (e[i] >> 24) & 1u;
-            }
-        }
-        if (nv > 0) {
-            unsigned long long H = 0;
-#pragma unroll
-            for (int q = 0; q < 32; ++q)
-                if (q < nv) {
-                    const unsigned bq = (b[q >> 2] >> (8 * (q & 3))) & 0xffu, lq = (l[q >> 2] >> (8 * (q & 3))) & 0xffu;
-                    H = H * KVTC__TCG_FNV_P + (unsigned long long)((long long)(lq ^ bq) - (long long)lq);
-                }
-            sum += H * kvtc__tcg_fnv_pow((unsigned long long)(N - (rel0 + nv - 1)));
-        }
-        lin = lout;
-    }
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(KVTC__FULL, sum, o);
-    if (lane == 0) s_sum[warp] = sum;
-    __syncthreads();
-    if (warp == 0) {
-        sum = s_sum[lane];
-        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(KVTC__FULL, sum, o);
-        if (lane == 0) a.acc[g] = sum;
-    }
-}
-
-/* kvtc__k_tcg_fnv_final   grid ceil(n_groups / 128), block 128: h = P^N h0 + acc. Compress: store it and
+/* kvtc__k_tcg_fnv_final   grid ceil(n_groups / 128), block 128: h = P^n h0 + acc (n pieces). Compress: store it and
  * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 24 regs; 0 spills
  * each record's status; decompress: compare with the record's (ERR_CORRUPT if different). */
 __global__ void __launch_bounds__(128) kvtc__k_tcg_fnv_final(kvtc__tcg_args a, int decompress) {
     const int g = blockIdx.x * 128 + threadIdx.x;
     if (g >= a.G) return;
     const kvtc__tcg_call cl = a.call[g];
-    const unsigned long long h = kvtc__tcg_fnv_pow(cl.bytes) * KVTC_FNV1A64_INIT + a.acc[g];
+    const unsigned long long np = (cl.bytes + KVTC_TC_CHECKSUM_PIECE - 1) / KVTC_TC_CHECKSUM_PIECE;
+    const unsigned long long h = kvtc__tcg_fnv_pow(np) * KVTC_FNV1A64_INIT + a.acc[g];
     unsigned char *p = a.rec + cl.rec + 48;
     if (!decompress) {
         kvtc__tcg_st32(p, (unsigned)h);
@@ -4302,49 +4246,43 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
     }
 }
 
-/* kvtc__k_tcg_scatter   CPU twin: kvtc_tc_decode's copy-out + kvtc_rope_apply + the caller's scatter
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): 40 regs; 0 spills
- * grid and threads as kvtc__k_tcg_gather: coded tokens from X-hat, sink/window tokens from the record's
+/* kvtc__k_tcg_scatter<E>   CPU twin: kvtc_tc_decode's copy-out + kvtc_rope_apply + the caller's scatter
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <1> 40 regs, <8> 80 regs; 0 spills
+ * grid and threads as kvtc__k_tcg_gather<E>: coded tokens from X-hat, sink/window tokens from the record's
  * fp16 rows; keys get RoPE back (double); written to the cache in its dtype (or to d_x). Failed records
  * write nothing. */
+template <int E>
 __global__ void __launch_bounds__(256) kvtc__k_tcg_scatter(kvtc__tcg_args a, int tpb) {
-    const int g = blockIdx.z, hp = a.p / 2;
+    const int g = blockIdx.z;
     if (a.gstat[g] != KVTC_OK) return;
-    int lt, item;
-    if (tpb > 1) {
-        lt = threadIdx.x / hp;
-        item = threadIdx.x - lt * hp;
-        if (lt >= tpb) return;
-    } else {
-        lt = 0;
-        item = blockIdx.x * 256 + threadIdx.x;
-        if (item >= hp) return;
-    }
-    const int part = item / a.hs, slot = item - part * a.hs;
-    int kind, layer, head, j0, j1;
+    int lt, part, slot, kind, layer, head, j0, j1;
+    if (!kvtc__tcg_item<E>(a, tpb, &lt, &part, &slot)) return;
     kvtc__tcg_part(a, g, part, &kind, &layer, &head);
     const int rot = kvtc__tcg_slot(a, kind, slot, &j0, &j1);
-    const int c0 = part * a.hd + j0, c1 = part * a.hd + j1;
+    const bool split = rot && a.style == KVTC_ROPE_HALF;
+    const int s = E == 1 || split ? 1 : 2;
     const kvtc__tcg_call cl = a.call[g];
     const unsigned char *rec = a.rec + cl.rec;
     void *dst = kind ? a.wv : a.wk;
     const long long lbase = (long long)layer * a.layer_stride + (long long)head * a.hd;
     for (long long t = (long long)blockIdx.y * tpb + lt; t < a.n; t += (long long)gridDim.y * tpb) {
-        float v0, v1;
+        float v0[E], v1[E];
         if (t < a.ns || t >= a.n - a.nw) {
             const unsigned char *row = rec + (t < a.ns ? cl.sink + (unsigned long long)t * a.p * 2
                                                        : cl.window + (unsigned long long)(t - (a.n - a.nw)) * a.p * 2);
-            v0 = __half2float(__ushort_as_half((unsigned short)(row[2 * c0] | (row[2 * c0 + 1] << 8))));
-            v1 = __half2float(__ushort_as_half((unsigned short)(row[2 * c1] | (row[2 * c1 + 1] << 8))));
+#pragma unroll
+            for (int e = 0; e < E; ++e) {
+                const int c0 = part * a.hd + j0 + e * s, c1 = part * a.hd + j1 + e * s;
+                v0[e] = __half2float(__ushort_as_half((unsigned short)(row[2 * c0] | (row[2 * c0 + 1] << 8))));
+                v1[e] = __half2float(__ushort_as_half((unsigned short)(row[2 * c1] | (row[2 * c1 + 1] << 8))));
+            }
         } else {
-            const float *x = (const float *)a.A + ((long long)g * a.m + (t - a.ns)) * a.p;
-            v0 = x[c0];
-            v1 = x[c1];
+            kvtc__tcg_ld_pairs<E>(a.A, ((long long)g * a.m + (t - a.ns)) * a.p + part * a.hd, j0, j1, split,
+                                  KVTC_DTYPE_F32, v0, v1);
         }
         if (a.flat) {
-            float *x = a.x_out + ((long long)g * a.n + t) * a.p;
-            x[c0] = v0;
-            x[c1] = v1;
+            kvtc__tcg_st_pairs<E>(a.x_out, ((long long)g * a.n + t) * a.p + part * a.hd, j0, j1, split,
+                                  KVTC_DTYPE_F32, v0, v1);
             continue;
         }
         const long long row = a.rows[t];
@@ -4352,10 +4290,11 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_scatter(kvtc__tcg_args a, int
             atomicOr(&a.gflag[g], 4u);
             continue;
         }
-        if (rot) kvtc__tcg_rope(a.rope_tab[t * a.rd_half + slot], 1.0, &v0, &v1);
-        const long long base = lbase + row * a.tok_stride;
-        kvtc__store(dst, base + j0, a.dtype, v0);
-        kvtc__store(dst, base + j1, a.dtype, v1);
+        if (rot) {
+#pragma unroll
+            for (int e = 0; e < E; ++e) kvtc__tcg_rope(a.rope_tab[t * a.rd_half + slot + e], 1.0, &v0[e], &v1[e]);
+        }
+        kvtc__tcg_st_pairs<E>(dst, lbase + row * a.tok_stride, j0, j1, split, a.dtype, v0, v1);
     }
 }
 
@@ -4489,15 +4428,13 @@ static kvtc__tcg_geo kvtc__tcg_host_geo(const kvtc_cuda_tc *plan, int g, size_t 
 }
 
 typedef struct kvtc__tcg_ws {
-    size_t call, flags, flags_bytes, tokflag, gflag, acc, gstat, cpar, A, Z, L, par, rope, rows, bytes, rec_total;
-    long long nseg, max_words, m, ns, nw;
-    int fnv_per_record; /* kvtc__k_tcg_fnv_rec when every record is at most 1/48 of the call's bytes: one
-                         * block per record runs at ~4 GB/s, the level kernels over the call at ~170 GB/s */
+    size_t call, flags, flags_bytes, tokflag, gflag, acc, gstat, cpar, A, Z, rope, rows, bytes, rec_total;
+    long long npieces, max_words, m, ns, nw;
 } kvtc__tcg_ws;
 
 static kvtc_status kvtc__tcg_ws_of(const kvtc_cuda_tc *plan, size_t n, kvtc__tcg_ws *w) {
     const size_t G = (size_t)plan->n_groups, es = plan->params.gemm == KVTC_CUDA_TC_GEMM_F16 ? 2 : 4;
-    size_t off = 0, a, b, gm, max_rec = 0;
+    size_t off = 0, a, b, gm;
     int g;
     if (n < 1 || n > 0xffffffffu) return KVTC_ERR_ARG;
     memset(w, 0, sizeof *w);
@@ -4506,15 +4443,13 @@ static kvtc_status kvtc__tcg_ws_of(const kvtc_cuda_tc *plan, size_t n, kvtc__tcg
         const long long words = (long long)((geo.m * (unsigned long long)plan->tcs[g]->row_bits + 31) / 32);
         if (geo.bytes > (size_t)-1 / 2 || w->rec_total > (size_t)-1 / 2) return KVTC_ERR_OVERFLOW;
         w->rec_total += (size_t)((geo.bytes + 15) & ~15ull);
-        if (geo.bytes > max_rec) max_rec = (size_t)geo.bytes;
-        w->nseg += (long long)((geo.bytes + KVTC__TCG_SEG - 1) / KVTC__TCG_SEG);
+        w->npieces += (long long)((geo.bytes + KVTC_TC_CHECKSUM_PIECE - 1) / KVTC_TC_CHECKSUM_PIECE);
         if (words > w->max_words) w->max_words = words;
         w->m = (long long)geo.m;
         w->ns = (long long)geo.ns;
         w->nw = (long long)geo.nw;
     }
-    if (w->nseg > 0x7fffffffLL) return KVTC_ERR_OVERFLOW;
-    w->fnv_per_record = max_rec <= w->rec_total / 48;
+    if (w->npieces > 0x7fffffffLL) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_mul(G, (size_t)w->m, &gm)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_take(&off, G * sizeof(kvtc__tcg_call), &w->call)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_mul(G * 4, n, &a)) return KVTC_ERR_OVERFLOW;
@@ -4529,8 +4464,6 @@ static kvtc_status kvtc__tcg_ws_of(const kvtc_cuda_tc *plan, size_t n, kvtc__tcg
         return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_take(&off, a > b ? a : b, &w->A)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_mul(gm, (size_t)plan->na_pad * 4, &a) || !kvtc__tcg_take(&off, a, &w->Z)) return KVTC_ERR_OVERFLOW;
-    if (!kvtc__tcg_take(&off, w->rec_total, &w->L)) return KVTC_ERR_OVERFLOW;
-    if (!kvtc__tcg_take(&off, 8 * (size_t)w->nseg, &w->par)) return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_mul(n, (size_t)(plan->params.rope.rotary_dim / 2) * 16, &a) || !kvtc__tcg_take(&off, a, &w->rope))
         return KVTC_ERR_OVERFLOW;
     if (!kvtc__tcg_mul(n, 8, &a) || !kvtc__tcg_take(&off, a, &w->rows)) return KVTC_ERR_OVERFLOW;
@@ -4676,7 +4609,7 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     unsigned char *ws = (unsigned char *)d_workspace;
     const int flat = cache == NULL;
     const kvtc_cuda_tc_params *r;
-    int tpb, hp;
+    int tpb, hp, vec8;
     unsigned gx, gy;
     if (!plan || !plan->tcs || !d_records || !d_workspace) return KVTC_ERR_NULL;
     if (flat && !(decompress ? (const void *)x_out : (const void *)x_in)) return KVTC_ERR_NULL;
@@ -4747,13 +4680,17 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     a.A = ws + w.A;
     a.Z = ws + w.Z;
     a.cpar = (float4 *)(ws + w.cpar);
-    a.L = ws + w.L;
-    a.par = ws + w.par;
     a.rope_tab = (double2 *)(ws + w.rope);
     a.rows = (long long *)(ws + w.rows);
-    a.nseg = w.nseg;
+    a.npieces = w.npieces;
     a.status = d_status;
-    hp = plan->dim / 2;
+    { /* kvtc__k_tcg_gather<8> / scatter<8>: 8 pairs (16 coordinates) per thread, 16-byte aligned accesses */
+        const uintptr_t al = (uintptr_t)plan->d_mean | (uintptr_t)(flat ? (decompress ? (const void *)x_out : x_in)
+                                                                         : (const void *)cache->d_k) |
+                             (uintptr_t)(flat ? NULL : cache->d_v);
+        vec8 = KVTC__TCG_VEC8 && r->head_dim % 16 == 0 && (!a.rope || a.rd_half % 8 == 0) && plan->kp % 8 == 0 && al % 16 == 0;
+    }
+    hp = plan->dim / (vec8 ? 16 : 2); /* threads per token */
     tpb = hp < 256 ? 256 / hp : 1;
     gx = tpb > 1 ? 1u : (unsigned)((hp + 255) / 256);
     { /* about 4096 blocks in all: each thread strides over several tokens, so its per-column setup (group,
@@ -4780,7 +4717,8 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
         KVTC__TCG_LAUNCHED();
     }
     if (!decompress) {
-        kvtc__k_tcg_gather<<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
+        if (vec8) kvtc__k_tcg_gather<8><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
+        else kvtc__k_tcg_gather<1><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
         KVTC__TCG_LAUNCHED();
         if (plan->kp > plan->dim && w.m > 0) {
             const long long tot = (long long)a.G * w.m * (plan->kp - plan->dim);
@@ -4801,24 +4739,12 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
         KVTC__TCG_MARK(4);
     }
     {
-        const unsigned ns = (unsigned)w.nseg, gg = (unsigned)((a.G + 127) / 128);
+        const unsigned np = (unsigned)((w.npieces + 255) / 256), gg = (unsigned)((a.G + 127) / 128);
         if (decompress) {
             kvtc__k_tcg_check<<<(unsigned)((a.G + 3) / 4), 128, 0, stream>>>(a);
             KVTC__TCG_LAUNCHED();
         }
-        if (w.fnv_per_record) {
-            kvtc__k_tcg_fnv_rec<<<(unsigned)a.G, 1024, 0, stream>>>(a, decompress);
-        } else {
-            kvtc__k_tcg_fnv<0><<<ns, 128, 0, stream>>>(a);
-            kvtc__k_tcg_fnv<1><<<ns, 128, 0, stream>>>(a);
-            kvtc__k_tcg_fnv<2><<<ns, 128, 0, stream>>>(a);
-            kvtc__k_tcg_fnv<3><<<ns, 128, 0, stream>>>(a);
-            kvtc__k_tcg_fnv<4><<<ns, 128, 0, stream>>>(a);
-            kvtc__k_tcg_fnv<5><<<ns, 128, 0, stream>>>(a);
-            kvtc__k_tcg_fnv<6><<<ns, 128, 0, stream>>>(a);
-            kvtc__k_tcg_fnv<7><<<ns, 128, 0, stream>>>(a);
-            kvtc__k_tcg_fnv<8><<<ns, 128, 0, stream>>>(a);
-        }
+        kvtc__k_tcg_fnv<<<np, 256, 0, stream>>>(a, decompress);
         KVTC__TCG_LAUNCHED();
         kvtc__k_tcg_fnv_final<<<gg, 128, 0, stream>>>(a, decompress);
         KVTC__TCG_LAUNCHED();
@@ -4835,7 +4761,8 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
         KVTC__TCG_MARK(2);
         if (w.m > 0 && (st = kvtc__tcg_gemm(plan, &w, ws, 0, stream)) != KVTC_OK) return st;
         KVTC__TCG_MARK(3);
-        kvtc__k_tcg_scatter<<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
+        if (vec8) kvtc__k_tcg_scatter<8><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
+        else kvtc__k_tcg_scatter<1><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
         KVTC__TCG_LAUNCHED();
         kvtc__k_tcg_status<<<gg, 128, 0, stream>>>(a);
         KVTC__TCG_LAUNCHED();

@@ -377,15 +377,11 @@ static result run_config(const char *name, grouping gr, kvtc_cuda_tc_gemm gemm, 
             }
             kvtc_status s1 = kvtc_tc_encode(tcs[g], X.data(), nv, &cpu[off[g]], len[g], scratch.data(), sc);
             /* the GPU record as kvtc_tc_decode checks it, without its (slow, CPU) reconstruction: header fields
-               and the FNV-1a checksum (tests/test_tc_cuda.cu decodes GPU records in full) */
+               and the checksum (tests/test_tc_cuda.cu decodes GPU records in full) */
             kvtc_tc_chunk_header hh;
             kvtc_status s2 = kvtc_tc_chunk_info(&gpu[off[g]], len[g], &hh);
             if (s2 == KVTC_OK) {
-                static const uint8_t zero8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                uint64_t h = kvtc_fnv1a64(&gpu[off[g]], 48, KVTC_FNV1A64_INIT);
-                h = kvtc_fnv1a64(zero8, 8, h);
-                h = kvtc_fnv1a64(&gpu[off[g] + 56], len[g] - 56, h);
-                if (h != hh.checksum || hh.record_bytes != len[g] || hh.calib_id != tcs[g]->calib->id) s2 = KVTC_ERR_CORRUPT;
+                if (kvtc_tc_record_checksum(&gpu[off[g]], len[g]) != hh.checksum || hh.record_bytes != len[g] || hh.calib_id != tcs[g]->calib->id) s2 = KVTC_ERR_CORRUPT;
             }
             if (s1 != KVTC_OK || s2 != KVTC_OK) {
                 printf("  [%s] group %d: CPU encode %s, GPU record check %s\n", name, g, kvtc_status_string(s1),

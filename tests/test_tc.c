@@ -439,7 +439,7 @@ static int test_tc_calib_save_load(void) {
     /* forged checksums: bad values are still caught */
     {
         static const struct { size_t off; uint8_t val; kvtc_status want; } cases[] = {
-            {4, 2, KVTC_ERR_VERSION},   /* version 2 */
+            {4, KVTC_TC_FORMAT_VERSION + 1, KVTC_ERR_VERSION}, /* another version */
             {6, 2, KVTC_ERR_UNSUPPORTED}, /* dtype */
             {7, 1, KVTC_ERR_CORRUPT},   /* flags */
             {12, 17, KVTC_ERR_CORRUPT}, /* rank > dim */
@@ -1081,13 +1081,50 @@ static int test_tc_ratio_table(void) {
     return T_PASS;
 }
 
-/* Recompute a record's checksum after an edit (the documented FNV-1a). */
+static int test_tc_record_checksum(void) {
+    /* Values from an independent implementation of the definition (Python, big
+     * integers mod 2^64) on bytes (131 i + 29 floor(i / 256) + 7) mod 256:
+     * each piece boundary, records shorter than the checksum field and a
+     * short last piece. */
+    static const struct { size_t n; uint64_t h; } want[] = {
+        {0, 0xcbf29ce484222325ULL}, {1, 0x5ec777990c036aa5ULL}, {50, 0x6413ef358630bd4cULL},
+        {56, 0x23e967e5f3493b24ULL}, {64, 0xb442e1c701cced24ULL}, {255, 0xc6defa5b21568a82ULL},
+        {256, 0xea9ea41e7722d024ULL}, {257, 0x7dc49d10f62927dfULL}, {1000, 0x71b2f2f467c2b155ULL},
+        {4099, 0x8f2d7fa5aa49bfdaULL},
+    };
+    uint8_t *b = (uint8_t *)malloc(4099);
+    size_t i, k;
+    for (i = 0; i < 4099; ++i) b[i] = (uint8_t)((i * 131 + (i >> 8) * 29 + 7) & 0xff);
+    for (k = 0; k < sizeof want / sizeof want[0]; ++k) CHECK(kvtc_tc_record_checksum(b, want[k].n) == want[k].h);
+    /* the checksum field does not count; every other byte does, in every piece */
+    {
+        const uint64_t h = kvtc_tc_record_checksum(b, 4099);
+        for (i = 48; i < 56; ++i) b[i] ^= 0x5a;
+        CHECK(kvtc_tc_record_checksum(b, 4099) == h);
+        for (i = 0; i < 4099; i += 97) {
+            if (i >= 48 && i < 56) continue;
+            b[i] ^= 1;
+            CHECK(kvtc_tc_record_checksum(b, 4099) != h);
+            b[i] ^= 1;
+        }
+        /* two pieces swapped */
+        for (i = 0; i < 256; ++i) {
+            const uint8_t t = b[256 + i];
+            b[256 + i] = b[512 + i];
+            b[512 + i] = t;
+        }
+        CHECK(kvtc_tc_record_checksum(b, 4099) != h);
+    }
+    free(b);
+    return T_PASS;
+}
+
+/* Recompute a record's checksum after an edit. */
 static void tc_reseal(uint8_t *rec, size_t bytes) {
     uint64_t h;
     int i;
     if (bytes < 64) return;
-    memset(rec + 48, 0, 8);
-    h = kvtc_fnv1a64(rec, bytes, KVTC_FNV1A64_INIT);
+    h = kvtc_tc_record_checksum(rec, bytes);
     for (i = 0; i < 8; ++i) rec[48 + i] = (uint8_t)(h >> (8 * i));
 }
 
@@ -1230,8 +1267,8 @@ static int test_tc_bad_inputs(void) {
         copy[41] = (uint8_t)((bytes + 1) >> 8);
         tc_reseal(copy, bytes);
         CHECK_ST(kvtc_tc_decode(tc, copy, bytes, y, n * p, scratch, sb), KVTC_ERR_CORRUPT);
-        memcpy(copy, rec, bytes); /* version 2 */
-        copy[4] = 2;
+        memcpy(copy, rec, bytes); /* the previous version (its checksum was FNV-1a 64 of the whole record) */
+        copy[4] = KVTC_TC_FORMAT_VERSION - 1;
         CHECK_ST(kvtc_tc_decode(tc, copy, bytes, y, n * p, scratch, sb), KVTC_ERR_VERSION);
     }
     printf("  record %zu bytes: %zu mutations rejected, %zu forged ones decoded safely\n", bytes, rejected, decoded);
@@ -1262,6 +1299,7 @@ const test_case tc_tests[] = {
     {"tc_predicted_error", test_tc_predicted_error},
     {"tc_quantizer_choice", test_tc_quantizer_choice},
     {"tc_ratio_table", test_tc_ratio_table},
+    {"tc_record_checksum", test_tc_record_checksum},
     {"tc_bad_inputs", test_tc_bad_inputs},
 };
 const size_t tc_tests_count = sizeof tc_tests / sizeof tc_tests[0];

@@ -362,8 +362,9 @@ static const flat_cfg k_flat[] = {
     {2, 64, 1, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_GAUSSIAN, 128, 0, KVTC_TC_NONE, KVTC_TC_NONE, 0},
     {1, 136, 261, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_GAUSSIAN, 200, 0, KVTC_TC_NONE, KVTC_TC_NONE, 1},
     {4, 32, 129, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_UNIFORM, 40, 4, 1, 1, 1},
-    /* many records (each <= 1/48 of the call): the one-block-per-record checksum; records over 32 KiB (several
-       checksum tiles) and index streams of several pack/unpack blocks, odd row widths */
+    /* many records: warps of checksum pieces that span records (the one-token rows above: records shorter than
+       one piece, two in a warp), records of hundreds of pieces with a short last one, index streams of several
+       pack/unpack blocks, odd row widths */
     {48, 128, 1100, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_GAUSSIAN, 251, 0, 4, 16, 1},
     {64, 64, 130, KVTC_CUDA_TC_GEMM_DEFAULT, KVTC_TC_QUANT_UNIFORM, 97, 0, KVTC_TC_NONE, 3, 0},
 };
@@ -654,6 +655,9 @@ static const paged_cfg k_paged[] = {
      160, 4, KVTC_TC_NONE, 1, KVTC_DTYPE_F16},
     {2, 2, 32, 2, 2, KVTC_CUDA_TC_KV_CONCAT, KVTC_ROPE_HALF, 0, 10000.0, 190, 0, 8, KVTC_TC_QUANT_GAUSSIAN, 48,
      KVTC_TC_NONE, 16, 0, KVTC_DTYPE_BF16},
+    /* rotary_dim / 2 = 12, not a multiple of 8: gather and scatter one pair per thread (the others take 8) */
+    {2, 2, 48, 1, 1, KVTC_CUDA_TC_KV_SEPARATE, KVTC_ROPE_HALF, 24, 10000.0, 150, 3, 16, KVTC_TC_QUANT_GAUSSIAN, 96, 2, 8,
+     1, KVTC_DTYPE_F16},
 };
 
 static int run_paged(kvtc_cuda_tc_gemm gemm, double max_rate, double max_err) {
@@ -1013,18 +1017,18 @@ static int test_no_spills(void) {
     NEED_DEVICE();
     struct k { const void *f; const char *name; };
     const k ks[] = {{(const void *)kvtc__k_tcg_prep_basis, "prep_basis"}, {(const void *)kvtc__k_tcg_geom, "geom"},
-                    {(const void *)kvtc__k_tcg_rope_table, "rope_table"}, {(const void *)kvtc__k_tcg_gather, "gather"},
+                    {(const void *)kvtc__k_tcg_rope_table, "rope_table"},
+                    {(const void *)kvtc__k_tcg_gather<1>, "gather<1>"}, {(const void *)kvtc__k_tcg_gather<8>, "gather<8>"},
                     {(const void *)kvtc__k_tcg_padcols, "padcols"},
                     {(const void *)kvtc__k_tcg_rows, "rows"},
                     {(const void *)kvtc__k_tcg_gemm<0, 4>, "gemm<TF32X3,4>"}, {(const void *)kvtc__k_tcg_gemm<0, 2>, "gemm<TF32X3,2>"},
                     {(const void *)kvtc__k_tcg_gemm<1, 2>, "gemm<F16,2>"}, {(const void *)kvtc__k_tcg_gemm<1, 8>, "gemm<F16,8>"},
                     {(const void *)kvtc__k_tcg_gemm_exact, "gemm_exact"},
                     {(const void *)kvtc__k_tcg_fit, "fit"}, {(const void *)kvtc__k_tcg_pack, "pack"},
-                    {(const void *)kvtc__k_tcg_fnv<0>, "fnv<0>"}, {(const void *)kvtc__k_tcg_fnv<5>, "fnv<5>"},
-                    {(const void *)kvtc__k_tcg_fnv<8>, "fnv<8>"}, {(const void *)kvtc__k_tcg_fnv_rec, "fnv_rec"},
-                    {(const void *)kvtc__k_tcg_fnv_final, "fnv_final"},
+                    {(const void *)kvtc__k_tcg_fnv, "fnv"}, {(const void *)kvtc__k_tcg_fnv_final, "fnv_final"},
                     {(const void *)kvtc__k_tcg_check, "check"}, {(const void *)kvtc__k_tcg_unpack, "unpack"},
-                    {(const void *)kvtc__k_tcg_scatter, "scatter"}, {(const void *)kvtc__k_tcg_status, "status"}};
+                    {(const void *)kvtc__k_tcg_scatter<1>, "scatter<1>"},
+                    {(const void *)kvtc__k_tcg_scatter<8>, "scatter<8>"}, {(const void *)kvtc__k_tcg_status, "status"}};
     int bad = 0;
     for (const k &x : ks) {
         cudaFuncAttributes fa;
