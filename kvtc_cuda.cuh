@@ -3053,8 +3053,8 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * or two fp16 along k), tiles of 128 x BN x 32 words; rows past M or N are
  * zero-filled by cp.async, the k extent is padded with zeros in memory. */
 #define KVTC__TCG_PW 1024     /* index-stream words per pack / unpack block */
-#ifndef KVTC__TCG_VEC8
-#define KVTC__TCG_VEC8 1      /* 0: gather and scatter one pair per thread always (for benchmarks) */
+#ifndef KVTC__TCG_VEC4
+#define KVTC__TCG_VEC4 1      /* 0: gather and scatter one pair per thread always (for benchmarks) */
 #endif
 #define KVTC__TCG_NA_ALIGN 128 /* n_active padding */
 #define KVTC__TCG_LDS 36       /* shared-memory row stride of GEMM tiles, words: conflict-free fragment loads */
@@ -3500,42 +3500,34 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_rows(kvtc__tcg_args a) {
     a.rows[t] = pg < 0 || pg >= a.n_blocks ? -1 : (long long)pg * a.bs + tok % a.bs;
 }
 
-/* Eight values of a dtype at element i (a multiple of 8, the pointer 16-byte aligned): one 16-byte access for
- * fp16/bf16, two for fp32. Conversions as kvtc__load / kvtc__store (round to nearest even). */
-static __device__ __forceinline__ void kvtc__tcg_ld8(const void *p, long long i, int dtype, float *v) {
+/* Four values of a dtype at element i (a multiple of 4, the pointer 16-byte aligned): one access of 8 bytes
+ * (fp16/bf16) or 16 bytes (fp32). Conversions as kvtc__load / kvtc__store (round to nearest even). */
+static __device__ __forceinline__ void kvtc__tcg_ld4(const void *p, long long i, int dtype, float *v) {
     if (dtype == KVTC_DTYPE_F32) {
-        const float4 x = __ldg((const float4 *)((const float *)p + i)), y = __ldg((const float4 *)((const float *)p + i) + 1);
-        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w, v[4] = y.x, v[5] = y.y, v[6] = y.z, v[7] = y.w;
+        const float4 x = __ldg((const float4 *)((const float *)p + i));
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
         return;
     }
-    const uint4 w = __ldg((const uint4 *)((const unsigned short *)p + i));
-    const unsigned u[4] = {w.x, w.y, w.z, w.w};
+    const uint2 w = __ldg((const uint2 *)((const unsigned short *)p + i));
+    const unsigned short h[4] = {(unsigned short)w.x, (unsigned short)(w.x >> 16), (unsigned short)w.y,
+                                 (unsigned short)(w.y >> 16)};
 #pragma unroll
-    for (int k = 0; k < 8; ++k) {
-        const unsigned short h = (unsigned short)(k & 1 ? u[k >> 1] >> 16 : u[k >> 1]);
-        v[k] = dtype == KVTC_DTYPE_BF16 ? __uint_as_float((unsigned)h << 16) : __half2float(__ushort_as_half(h));
-    }
+    for (int k = 0; k < 4; ++k)
+        v[k] = dtype == KVTC_DTYPE_BF16 ? __uint_as_float((unsigned)h[k] << 16) : __half2float(__ushort_as_half(h[k]));
 }
-static __device__ __forceinline__ void kvtc__tcg_st8(void *p, long long i, int dtype, const float *v) {
+static __device__ __forceinline__ void kvtc__tcg_st4(void *p, long long i, int dtype, const float *v) {
     if (dtype == KVTC_DTYPE_F32) {
-        float4 *q = (float4 *)((float *)p + i);
-        q[0] = make_float4(v[0], v[1], v[2], v[3]);
-        q[1] = make_float4(v[4], v[5], v[6], v[7]);
+        *(float4 *)((float *)p + i) = make_float4(v[0], v[1], v[2], v[3]);
         return;
     }
-    unsigned u[4];
+    unsigned short h[4];
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
-        const unsigned short lo = dtype == KVTC_DTYPE_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k]))
-                                                           : __half_as_ushort(__float2half_rn(v[2 * k]));
-        const unsigned short hi = dtype == KVTC_DTYPE_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k + 1]))
-                                                           : __half_as_ushort(__float2half_rn(v[2 * k + 1]));
-        u[k] = lo | (unsigned)hi << 16;
-    }
-    *(uint4 *)((unsigned short *)p + i) = make_uint4(u[0], u[1], u[2], u[3]);
+    for (int k = 0; k < 4; ++k)
+        h[k] = dtype == KVTC_DTYPE_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v[k])) : __half_as_ushort(__float2half_rn(v[k]));
+    *(uint2 *)((unsigned short *)p + i) = make_uint2(h[0] | (unsigned)h[1] << 16, h[2] | (unsigned)h[3] << 16);
 }
-/* E coordinate pairs of a head row at element base: pair e is (j0 + e s, j1 + e s), s = 1 when split (RoPE
- * half style: j1 = j0 + rotary_dim/2), else s = 2 and j1 = j0 + 1 (16 consecutive values for E = 8). */
+/* E (1 or 4) coordinate pairs of a head row at element base: pair e is (j0 + e s, j1 + e s), s = 1 when split
+ * (RoPE half style: j1 = j0 + rotary_dim/2), else s = 2 and j1 = j0 + 1 (8 consecutive values for E = 4). */
 template <int E>
 static __device__ __forceinline__ void kvtc__tcg_ld_pairs(const void *p, long long base, int j0, int j1, bool split,
                                                           int dtype, float *v0, float *v1) {
@@ -3543,12 +3535,12 @@ static __device__ __forceinline__ void kvtc__tcg_ld_pairs(const void *p, long lo
         v0[0] = kvtc__load(p, base + j0, dtype);
         v1[0] = kvtc__load(p, base + j1, dtype);
     } else if (split) {
-        kvtc__tcg_ld8(p, base + j0, dtype, v0);
-        kvtc__tcg_ld8(p, base + j1, dtype, v1);
+        kvtc__tcg_ld4(p, base + j0, dtype, v0);
+        kvtc__tcg_ld4(p, base + j1, dtype, v1);
     } else {
-        float t[16];
-        kvtc__tcg_ld8(p, base + j0, dtype, t);
-        kvtc__tcg_ld8(p, base + j0 + 8, dtype, t + 8);
+        float t[8];
+        kvtc__tcg_ld4(p, base + j0, dtype, t);
+        kvtc__tcg_ld4(p, base + j0 + 4, dtype, t + 4);
 #pragma unroll
         for (int e = 0; e < E; ++e) v0[e] = t[2 * e], v1[e] = t[2 * e + 1];
     }
@@ -3560,14 +3552,14 @@ static __device__ __forceinline__ void kvtc__tcg_st_pairs(void *p, long long bas
         kvtc__store(p, base + j0, dtype, v0[0]);
         kvtc__store(p, base + j1, dtype, v1[0]);
     } else if (split) {
-        kvtc__tcg_st8(p, base + j0, dtype, v0);
-        kvtc__tcg_st8(p, base + j1, dtype, v1);
+        kvtc__tcg_st4(p, base + j0, dtype, v0);
+        kvtc__tcg_st4(p, base + j1, dtype, v1);
     } else {
-        float t[16];
+        float t[8];
 #pragma unroll
         for (int e = 0; e < E; ++e) t[2 * e] = v0[e], t[2 * e + 1] = v1[e];
-        kvtc__tcg_st8(p, base + j0, dtype, t);
-        kvtc__tcg_st8(p, base + j0 + 8, dtype, t + 8);
+        kvtc__tcg_st4(p, base + j0, dtype, t);
+        kvtc__tcg_st4(p, base + j0 + 4, dtype, t + 4);
     }
 }
 /* The thread's token row within its block and its first pair slot (E slots per thread) of group blockIdx.z;
@@ -3591,10 +3583,10 @@ static __device__ __forceinline__ bool kvtc__tcg_item(const kvtc__tcg_args &a, i
 }
 
 /* kvtc__k_tcg_gather<E>   CPU twin: (caller's gather) + kvtc_rope_remove + kvtc_tc_encode's centring and fp16 rows
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <1> 48 regs, <8> 118 regs, no smem; 0 spills
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <1> 48 regs, <4> 78 regs, no smem; 0 spills
  * grid (ceil(dim/(2E) / 256) or 1, ceil(n / tpb) capped at 65535 (strided), n_groups), block 256; one thread per
- * E coordinate pairs of a token (tpb tokens per block when dim/(2E) < 256); E = 8 (16-byte loads and stores)
- * where kvtc__tcg_vec8 allows. Keys: RoPE pairs in double. Coded tokens: x - mu into A; sink/window tokens: fp16
+ * E coordinate pairs of a token (tpb tokens per block when dim/(2E) < 256); E = 4 (8- and 16-byte loads and
+ * stores) where the launcher allows: head_dim % 8 == 0, rotary_dim/2 % 4 == 0, 16-byte aligned pointers. Keys: RoPE pairs in double. Coded tokens: x - mu into A; sink/window tokens: fp16
  * into the record; NaN/Inf and fp16 overflow flagged per token. */
 template <int E>
 __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int tpb) {
@@ -4247,7 +4239,7 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_unpack(kvtc__tcg_args a) {
 }
 
 /* kvtc__k_tcg_scatter<E>   CPU twin: kvtc_tc_decode's copy-out + kvtc_rope_apply + the caller's scatter
- * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <1> 40 regs, <8> 80 regs; 0 spills
+ * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <1> 40 regs, <4> 60 regs; 0 spills
  * grid and threads as kvtc__k_tcg_gather<E>: coded tokens from X-hat, sink/window tokens from the record's
  * fp16 rows; keys get RoPE back (double); written to the cache in its dtype (or to d_x). Failed records
  * write nothing. */
@@ -4609,7 +4601,7 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     unsigned char *ws = (unsigned char *)d_workspace;
     const int flat = cache == NULL;
     const kvtc_cuda_tc_params *r;
-    int tpb, hp, vec8;
+    int tpb, hp, vec4;
     unsigned gx, gy;
     if (!plan || !plan->tcs || !d_records || !d_workspace) return KVTC_ERR_NULL;
     if (flat && !(decompress ? (const void *)x_out : (const void *)x_in)) return KVTC_ERR_NULL;
@@ -4684,13 +4676,13 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
     a.rows = (long long *)(ws + w.rows);
     a.npieces = w.npieces;
     a.status = d_status;
-    { /* kvtc__k_tcg_gather<8> / scatter<8>: 8 pairs (16 coordinates) per thread, 16-byte aligned accesses */
+    { /* kvtc__k_tcg_gather<4> / scatter<4>: 4 pairs (8 coordinates) per thread, 8- or 16-byte accesses */
         const uintptr_t al = (uintptr_t)plan->d_mean | (uintptr_t)(flat ? (decompress ? (const void *)x_out : x_in)
                                                                          : (const void *)cache->d_k) |
                              (uintptr_t)(flat ? NULL : cache->d_v);
-        vec8 = KVTC__TCG_VEC8 && r->head_dim % 16 == 0 && (!a.rope || a.rd_half % 8 == 0) && plan->kp % 8 == 0 && al % 16 == 0;
+        vec4 = KVTC__TCG_VEC4 && r->head_dim % 8 == 0 && (!a.rope || a.rd_half % 4 == 0) && plan->kp % 4 == 0 && al % 16 == 0;
     }
-    hp = plan->dim / (vec8 ? 16 : 2); /* threads per token */
+    hp = plan->dim / (vec4 ? 8 : 2); /* threads per token */
     tpb = hp < 256 ? 256 / hp : 1;
     gx = tpb > 1 ? 1u : (unsigned)((hp + 255) / 256);
     { /* about 4096 blocks in all: each thread strides over several tokens, so its per-column setup (group,
@@ -4717,7 +4709,7 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
         KVTC__TCG_LAUNCHED();
     }
     if (!decompress) {
-        if (vec8) kvtc__k_tcg_gather<8><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
+        if (vec4) kvtc__k_tcg_gather<4><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
         else kvtc__k_tcg_gather<1><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
         KVTC__TCG_LAUNCHED();
         if (plan->kp > plan->dim && w.m > 0) {
@@ -4761,7 +4753,7 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
         KVTC__TCG_MARK(2);
         if (w.m > 0 && (st = kvtc__tcg_gemm(plan, &w, ws, 0, stream)) != KVTC_OK) return st;
         KVTC__TCG_MARK(3);
-        if (vec8) kvtc__k_tcg_scatter<8><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
+        if (vec4) kvtc__k_tcg_scatter<4><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
         else kvtc__k_tcg_scatter<1><<<dim3(gx, gy, (unsigned)a.G), 256, 0, stream>>>(a, tpb);
         KVTC__TCG_LAUNCHED();
         kvtc__k_tcg_status<<<gg, 128, 0, stream>>>(a);

@@ -655,8 +655,8 @@ static const paged_cfg k_paged[] = {
      160, 4, KVTC_TC_NONE, 1, KVTC_DTYPE_F16},
     {2, 2, 32, 2, 2, KVTC_CUDA_TC_KV_CONCAT, KVTC_ROPE_HALF, 0, 10000.0, 190, 0, 8, KVTC_TC_QUANT_GAUSSIAN, 48,
      KVTC_TC_NONE, 16, 0, KVTC_DTYPE_BF16},
-    /* rotary_dim / 2 = 12, not a multiple of 8: gather and scatter one pair per thread (the others take 8) */
-    {2, 2, 48, 1, 1, KVTC_CUDA_TC_KV_SEPARATE, KVTC_ROPE_HALF, 24, 10000.0, 150, 3, 16, KVTC_TC_QUANT_GAUSSIAN, 96, 2, 8,
+    /* rotary_dim / 2 = 10, not a multiple of 4: gather and scatter one pair per thread (the others take 4) */
+    {2, 2, 48, 1, 1, KVTC_CUDA_TC_KV_SEPARATE, KVTC_ROPE_HALF, 20, 10000.0, 150, 3, 16, KVTC_TC_QUANT_GAUSSIAN, 96, 2, 8,
      1, KVTC_DTYPE_F16},
 };
 
@@ -1018,7 +1018,7 @@ static int test_no_spills(void) {
     struct k { const void *f; const char *name; };
     const k ks[] = {{(const void *)kvtc__k_tcg_prep_basis, "prep_basis"}, {(const void *)kvtc__k_tcg_geom, "geom"},
                     {(const void *)kvtc__k_tcg_rope_table, "rope_table"},
-                    {(const void *)kvtc__k_tcg_gather<1>, "gather<1>"}, {(const void *)kvtc__k_tcg_gather<8>, "gather<8>"},
+                    {(const void *)kvtc__k_tcg_gather<1>, "gather<1>"}, {(const void *)kvtc__k_tcg_gather<4>, "gather<4>"},
                     {(const void *)kvtc__k_tcg_padcols, "padcols"},
                     {(const void *)kvtc__k_tcg_rows, "rows"},
                     {(const void *)kvtc__k_tcg_gemm<0, 4>, "gemm<TF32X3,4>"}, {(const void *)kvtc__k_tcg_gemm<0, 2>, "gemm<TF32X3,2>"},
@@ -1028,7 +1028,7 @@ static int test_no_spills(void) {
                     {(const void *)kvtc__k_tcg_fnv, "fnv"}, {(const void *)kvtc__k_tcg_fnv_final, "fnv_final"},
                     {(const void *)kvtc__k_tcg_check, "check"}, {(const void *)kvtc__k_tcg_unpack, "unpack"},
                     {(const void *)kvtc__k_tcg_scatter<1>, "scatter<1>"},
-                    {(const void *)kvtc__k_tcg_scatter<8>, "scatter<8>"}, {(const void *)kvtc__k_tcg_status, "status"}};
+                    {(const void *)kvtc__k_tcg_scatter<4>, "scatter<4>"}, {(const void *)kvtc__k_tcg_status, "status"}};
     int bad = 0;
     for (const k &x : ks) {
         cudaFuncAttributes fa;
