@@ -241,10 +241,10 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
  * No cuBLAS or other library: the core path needs only the CUDA runtime.
  *
  * Measured (H200, bench/bench_tc_cuda.cu; 32 layers x 8 KV heads x 128, fp16,
- * 1024 tokens, 8x): per head compress 0.74 ms + decompress 0.55 ms with F16,
- * 0.99 + 0.75 ms with TF32X3; per layer (F16) 1.00 + 0.90 ms; the paper's
- * grouping (p = 65,536, rank 4096, F16, 20x) 1.83 + 1.94 ms; a device-to-device
- * copy of the chunk takes 69 us. Where the time goes: see the bench's
+ * 1024 tokens, 8x): per head compress 0.72 ms + decompress 0.54 ms with F16,
+ * 0.96 + 0.74 ms with TF32X3; per layer (F16) 0.98 + 0.89 ms; the paper's
+ * grouping (p = 65,536, rank 4096, F16, 20x) 1.82 + 1.93 ms; a device-to-device
+ * copy of the chunk takes 68 us. Where the time goes: see the bench's
  * per-stage table (pack takes 0.31-0.36 ms; the tensor-core GEMM reaches
  * 290-350 TFLOP/s at the paper's shapes, under half of cuBLAS, and much less
  * at p = 128, where K is 128).
