@@ -566,7 +566,7 @@ KVTC_DEF uint64_t kvtc_fnv1a64(const void *data, size_t bytes, uint64_t h);
  * h = h * KVTC_FNV1A64_PRIME + f_i for each piece in order (mod 2^64). Like
  * FNV-1a of the whole record, it changes with any change of one piece; the
  * pieces let a GPU hash them in parallel and sum h = INIT P^n + sum f_i
- * P^(n-1-i) (kvtc_cuda.cuh). */
+ * P^(n-1-i) (kvtc_cuda.cuh). rec NULL hashes as zero bytes. */
 #define KVTC_TC_CHECKSUM_PIECE 256
 KVTC_DEF uint64_t kvtc_tc_record_checksum(const void *rec, size_t bytes);
 
@@ -2408,6 +2408,7 @@ KVTC_DEF uint64_t kvtc_tc_record_checksum(const void *rec, size_t bytes) {
     uint8_t first[KVTC_TC_CHECKSUM_PIECE];
     uint64_t h = KVTC_FNV1A64_INIT;
     size_t at, i;
+    if (!rec) bytes = 0;
     for (at = 0; at < bytes; at += KVTC_TC_CHECKSUM_PIECE) {
         const size_t n = bytes - at < KVTC_TC_CHECKSUM_PIECE ? bytes - at : KVTC_TC_CHECKSUM_PIECE;
         const uint8_t *piece = b + at;

@@ -3523,7 +3523,8 @@ static __device__ __forceinline__ void kvtc__tcg_st4(void *p, long long i, int d
     unsigned short h[4];
 #pragma unroll
     for (int k = 0; k < 4; ++k)
-        h[k] = dtype == KVTC_DTYPE_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v[k])) : __half_as_ushort(__float2half_rn(v[k]));
+        h[k] = dtype == KVTC_DTYPE_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v[k]))
+                                        : __half_as_ushort(__float2half_rn(v[k]));
     *(uint2 *)((unsigned short *)p + i) = make_uint2(h[0] | (unsigned)h[1] << 16, h[2] | (unsigned)h[3] << 16);
 }
 /* E (1 or 4) coordinate pairs of a head row at element base: pair e is (j0 + e s, j1 + e s), s = 1 when split
@@ -3586,8 +3587,9 @@ static __device__ __forceinline__ bool kvtc__tcg_item(const kvtc__tcg_args &a, i
  * resources (nvcc 13.0, -arch=sm_90 --resource-usage): <1> 48 regs, <4> 78 regs, no smem; 0 spills
  * grid (ceil(dim/(2E) / 256) or 1, ceil(n / tpb) capped at 65535 (strided), n_groups), block 256; one thread per
  * E coordinate pairs of a token (tpb tokens per block when dim/(2E) < 256); E = 4 (8- and 16-byte loads and
- * stores) where the launcher allows: head_dim % 8 == 0, rotary_dim/2 % 4 == 0, 16-byte aligned pointers. Keys: RoPE pairs in double. Coded tokens: x - mu into A; sink/window tokens: fp16
- * into the record; NaN/Inf and fp16 overflow flagged per token. */
+ * stores) where the launcher allows: head_dim % 8 == 0, rotary_dim/2 % 4 == 0, 16-byte aligned pointers.
+ * Keys: RoPE pairs in double. Coded tokens: x - mu into A; sink/window tokens: fp16 into the record; NaN/Inf
+ * and fp16 overflow flagged per token. */
 template <int E>
 __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int tpb) {
     const int g = blockIdx.z;
@@ -3630,7 +3632,8 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int 
 #pragma unroll
             for (int e = 0; e < E; ++e) {
                 const int c0 = part * a.hd + j0 + e * s, c1 = part * a.hd + j1 + e * s;
-                const unsigned short h0 = __half_as_ushort(__float2half_rn(v0[e])), h1 = __half_as_ushort(__float2half_rn(v1[e]));
+                const unsigned short h0 = __half_as_ushort(__float2half_rn(v0[e]));
+                const unsigned short h1 = __half_as_ushort(__float2half_rn(v1[e]));
                 if (!(fl & 1) && ((h0 & 0x7c00u) == 0x7c00u || (h1 & 0x7c00u) == 0x7c00u)) fl |= 2;
                 row[2 * c0] = (unsigned char)h0;
                 row[2 * c0 + 1] = (unsigned char)(h0 >> 8);
@@ -3640,7 +3643,8 @@ __global__ void __launch_bounds__(256) kvtc__k_tcg_gather(kvtc__tcg_args a, int 
         } else {
 #pragma unroll
             for (int e = 0; e < E; ++e) v0[e] = __fsub_rn(v0[e], mu0[e]), v1[e] = __fsub_rn(v1[e], mu1[e]);
-            kvtc__tcg_st_pairs<E>(a.A, ((long long)g * a.m + (t - a.ns)) * a.kp + part * a.hd, j0, j1, split, adt, v0, v1);
+            kvtc__tcg_st_pairs<E>(a.A, ((long long)g * a.m + (t - a.ns)) * a.kp + part * a.hd, j0, j1, split, adt,
+                                  v0, v1);
         }
         if (fl) {
             atomicOr(&a.tokflag[(long long)g * a.n + t], fl);
@@ -4680,7 +4684,8 @@ static kvtc_status kvtc__tcg_run(const kvtc_cuda_tc *plan, int decompress, const
         const uintptr_t al = (uintptr_t)plan->d_mean | (uintptr_t)(flat ? (decompress ? (const void *)x_out : x_in)
                                                                          : (const void *)cache->d_k) |
                              (uintptr_t)(flat ? NULL : cache->d_v);
-        vec4 = KVTC__TCG_VEC4 && r->head_dim % 8 == 0 && (!a.rope || a.rd_half % 4 == 0) && plan->kp % 4 == 0 && al % 16 == 0;
+        vec4 = KVTC__TCG_VEC4 && r->head_dim % 8 == 0 && (!a.rope || a.rd_half % 4 == 0) && plan->kp % 4 == 0 &&
+               al % 16 == 0;
     }
     hp = plan->dim / (vec4 ? 8 : 2); /* threads per token */
     tpb = hp < 256 ? 256 / hp : 1;

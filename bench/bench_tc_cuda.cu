@@ -381,7 +381,9 @@ static result run_config(const char *name, grouping gr, kvtc_cuda_tc_gemm gemm, 
             kvtc_tc_chunk_header hh;
             kvtc_status s2 = kvtc_tc_chunk_info(&gpu[off[g]], len[g], &hh);
             if (s2 == KVTC_OK) {
-                if (kvtc_tc_record_checksum(&gpu[off[g]], len[g]) != hh.checksum || hh.record_bytes != len[g] || hh.calib_id != tcs[g]->calib->id) s2 = KVTC_ERR_CORRUPT;
+                if (kvtc_tc_record_checksum(&gpu[off[g]], len[g]) != hh.checksum || hh.record_bytes != len[g] ||
+                    hh.calib_id != tcs[g]->calib->id)
+                    s2 = KVTC_ERR_CORRUPT;
             }
             if (s1 != KVTC_OK || s2 != KVTC_OK) {
                 printf("  [%s] group %d: CPU encode %s, GPU record check %s\n", name, g, kvtc_status_string(s1),

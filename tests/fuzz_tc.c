@@ -76,7 +76,8 @@ static void fuzz_put_u64(uint8_t *p, uint64_t v) {
 static void fuzz_reseal(uint8_t *b, size_t size, size_t at, uint64_t len) {
     if (size < 64 || len < 64 || len > size) return;
     memset(b + at, 0, 8);
-    fuzz_put_u64(b + at, at == 48 ? kvtc_tc_record_checksum(b, (size_t)len) : kvtc_fnv1a64(b, (size_t)len, KVTC_FNV1A64_INIT));
+    fuzz_put_u64(b + at, at == 48 ? kvtc_tc_record_checksum(b, (size_t)len)
+                                  : kvtc_fnv1a64(b, (size_t)len, KVTC_FNV1A64_INIT));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

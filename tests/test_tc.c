@@ -1096,6 +1096,7 @@ static int test_tc_record_checksum(void) {
     size_t i, k;
     for (i = 0; i < 4099; ++i) b[i] = (uint8_t)((i * 131 + (i >> 8) * 29 + 7) & 0xff);
     for (k = 0; k < sizeof want / sizeof want[0]; ++k) CHECK(kvtc_tc_record_checksum(b, want[k].n) == want[k].h);
+    CHECK(kvtc_tc_record_checksum(NULL, 100) == KVTC_FNV1A64_INIT);
     /* the checksum field does not count; every other byte does, in every piece */
     {
         const uint64_t h = kvtc_tc_record_checksum(b, 4099);
