@@ -1865,7 +1865,7 @@ struct kvtc__attn_args {
     unsigned tc_klut, tc_vlut, tc_ring, tc_q, tc_qf, tc_buf, tc_ml;
     int tpb;
     kvtc__fastdiv div_tpb;
-    long long k_blk_bytes, v_blk_bytes;
+    unsigned k_blk_bytes, v_blk_bytes; /* < 2^32 (kvtc__attn_uses_tc) */
 };
 
 static __device__ __forceinline__ void kvtc__cp_async4(void *smem_dst, const void *gmem_src) {
@@ -2246,39 +2246,60 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
     kvtc__attn_finish<EPL, 4>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
 }
 
-/* kvtc__k_attn_merge<EPL>: the n_part partials -> output. grid (n_q_heads, n_seqs), block 32. */
+/* kvtc__k_attn_merge<EPL>: the n_part partials of each query head -> output. grid (n_q_heads, n_seqs), block
+ * 32 KVTC__MERGE_WARPS. Warp w sums parts w U .. w U + U - 1, then those NW U further on, ...: the rows of its
+ * first U parts are loaded before the parts' largest LSE is known, so the partials are about one L2 round
+ * trip away (one warp reading the parts in turn took 4 us at batch 1 / 4K; this, 3). The warps' sums are
+ * added in warp order; warp 0 rotates back and stores. */
+#define KVTC__MERGE_WARPS 4
 template <int EPL>
-__global__ void __launch_bounds__(32) kvtc__k_attn_merge(const kvtc__attn_args a) {
-    __shared__ float s_row[EPL * 32];
-    const int lane = threadIdx.x, d = a.v.d, D = EPL * 32;
+__global__ void __launch_bounds__(32 * KVTC__MERGE_WARPS) kvtc__k_attn_merge(const kvtc__attn_args a) {
+    constexpr int NW = KVTC__MERGE_WARPS, U = 4, D = EPL * 32;
+    __shared__ float s_sum[NW][D], s_l[NW];
+    const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, d = a.v.d, n = a.n_part;
     const long long qh = (long long)blockIdx.y * a.n_q_heads + blockIdx.x;
-    const float *lse = a.ws_lse + qh * a.n_part, *wo = a.ws_o + qh * a.n_part * D + lane;
-    /* lanes read the parts' LSEs side by side; the parts' weights then go around by shuffles, and the
-     * output rows are summed in part order */
-    float M = -INFINITY, L = 0.0f;
-    for (int s = lane; s < a.n_part; s += 32) M = fmaxf(M, lse[s]);
+    const float *lse = a.ws_lse + qh * n, *wo = a.ws_o + qh * n * D + lane;
+    float r[U][EPL];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) r[u][p] = warp * U + u < n ? wo[(warp * U + u) * D + p * 32] : 0.0f;
+    float M = -INFINITY, L = 0.0f, x[EPL];
+    for (int s = lane; s < n; s += 32) M = fmaxf(M, lse[s]);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(KVTC__FULL, M, o));
-    float x[EPL];
 #pragma unroll
     for (int p = 0; p < EPL; ++p) x[p] = 0.0f;
-    for (int s0 = 0; s0 < a.n_part; s0 += 32) {
-        const float ls = s0 + lane < a.n_part ? lse[s0 + lane] : -INFINITY;
-        const float mine = ls == -INFINITY ? 0.0f : exp2f(ls - M);
-        L += mine;
-        const int n = min(32, a.n_part - s0);
-#pragma unroll 4
-        for (int k = 0; k < n; ++k) {
-            const float w = __shfl_sync(KVTC__FULL, mine, k);
+    for (int s0 = warp * U; s0 < n; s0 += NW * U) {
+        if (s0 != warp * U) /* the first group's rows are loaded */
+#pragma unroll
+            for (int u = 0; u < U; ++u)
+#pragma unroll
+                for (int p = 0; p < EPL; ++p) r[u][p] = s0 + u < n ? wo[(s0 + u) * D + p * 32] : 0.0f;
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const float ls = s0 + u < n ? lse[s0 + u] : -INFINITY, w = ls == -INFINITY ? 0.0f : exp2f(ls - M);
+            L += w;
             if (w != 0.0f)
 #pragma unroll
-                for (int p = 0; p < EPL; ++p) x[p] += w * wo[(s0 + k) * D + p * 32];
+                for (int p = 0; p < EPL; ++p) x[p] += w * r[u][p];
         }
     }
-    L = kvtc__warp_sumf(L);
 #pragma unroll
-    for (int p = 0; p < EPL; ++p) x[p] = L > 0.0f ? x[p] / L : 0.0f;
-    if (a.v.method != KVTC_METHOD_AFFINE && !a.rotated_output) kvtc__rotate<EPL>(a.v, x, s_row, lane, true);
+    for (int p = 0; p < EPL; ++p) s_sum[warp][p * 32 + lane] = x[p];
+    if (lane == 0) s_l[warp] = L;
+    __syncthreads();
+    if (warp) return;
+    L = 0.0f;
+    for (int w = 0; w < NW; ++w) L += s_l[w];
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) {
+        float o = 0.0f;
+        for (int w = 0; w < NW; ++w) o += s_sum[w][p * 32 + lane];
+        x[p] = L > 0.0f ? o / L : 0.0f;
+    }
+    __syncwarp();
+    if (a.v.method != KVTC_METHOD_AFFINE && !a.rotated_output) kvtc__rotate<EPL>(a.v, x, &s_sum[1][0], lane, true);
     char *obase = (char *)a.out + qh * d * (a.out_dtype == KVTC_DTYPE_F32 ? 4 : 2);
 #pragma unroll
     for (int p = 0; p < EPL; ++p)
@@ -2379,14 +2400,14 @@ static __device__ __forceinline__ float kvtc__lg2(float x) {
 #ifndef KVTC__TC_STAGES /* cp.async stages per warp: STAGES - 1 tiles in flight while one computes */
 #define KVTC__TC_STAGES 3
 #endif
-#ifndef KVTC__TC_WARPS /* warps per block: they share the block's pair tables */
-#define KVTC__TC_WARPS 4
+#ifndef KVTC__TC_W /* warps per block at head_dim D: they share the block's pair tables (d = 256 with 8: too much shared memory) */
+#define KVTC__TC_W(D) ((D) <= 128 ? 8 : 4)
 #endif
 #ifndef KVTC__TC_QREG /* query fragments in registers (d <= 128) rather than shared memory */
 #define KVTC__TC_QREG 1
 #endif
 #ifndef KVTC__TC_MINB /* resident blocks per SM the registers are budgeted for (launch bounds) */
-#define KVTC__TC_MINB(D) (KVTC__TC_WARPS > 4 ? ((D) == 256 ? 1 : 2) : ((D) == 256 ? 2 : 3))
+#define KVTC__TC_MINB(D) (KVTC__TC_W(D) > 4 ? ((D) == 256 ? 1 : 2) : ((D) == 256 ? 2 : 3))
 #endif
 
 /* What a lane of the tensor-core kernel reads of one 16-token tile: a quarter of key rows g and g + 8
@@ -2435,13 +2456,16 @@ struct kvtc__tc_stage {
 /* Where this lane's slots of its warp's stage 0 are (byte offsets in the kernel's shared memory) and the
  * stride between stages. The ring follows the tables, or (warps below kvtc__tc_hole_warps) lives in the
  * upper halves of the table rows from h0: ring byte x then sits at 256 h0 + 2 (x - x % 128) + 128 + x % 128. */
+/* x's value from here on is unknown to the compiler, so it stays in a register rather than being recomputed */
+static __device__ __forceinline__ void kvtc__opaque(unsigned &x) { asm volatile("" : "+r"(x)); }
+static __device__ __forceinline__ void kvtc__opaque(const unsigned char *&p) { asm volatile("" : "+l"(p)); }
 struct kvtc__tc_slots {
     unsigned k0, k1, v, vstep, nw, nr, ok, stage; /* v: value row u at v + u * vstep; nw: norm copy, nr: norm reads */
 };
 template <int D, int KB, int VB, bool SH>
 static __device__ __forceinline__ kvtc__tc_slots kvtc__tc_slots_of(unsigned ring_after, int warp, int g, int lane) {
     typedef kvtc__tc_stage<D, KB, VB> S;
-    constexpr int HW = kvtc__tc_hole_warps(D, KB, VB, SH, KVTC__TC_WARPS, KVTC__TC_STAGES);
+    constexpr int HW = kvtc__tc_hole_warps(D, KB, VB, SH, KVTC__TC_W(D), KVTC__TC_STAGES);
     constexpr unsigned H0 = 256u * kvtc__tc_h0(VB, SH);
     const bool in = warp < HW;
     const unsigned m = in ? 2u : 1u, base = in ? H0 + 2u * warp * KVTC__TC_STAGES * S::BYTES_IN
@@ -2482,8 +2506,8 @@ static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, 
     const bool ok = blk >= 0 && blk < a.n_blocks;
     asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sb + o.ok), "r"((unsigned)ok) : "memory");
     if (!ok) return;
-    const long long kb = (long long)blk * a.k_blk_bytes, vb = (long long)blk * a.v_blk_bytes;
-    const unsigned char *kc = src.k + kb + off * KROW, *vc = src.v + vb + off * VROW;
+    const unsigned long long kb = (unsigned long long)(unsigned)blk * a.k_blk_bytes, vb = (unsigned long long)(unsigned)blk * a.v_blk_bytes;
+    const unsigned char *kc = src.k + (kb + (unsigned)(off * KROW)), *vc = src.v + (vb + (unsigned)(off * VROW));
     kvtc__cp_async<S::KL>(sb + o.k0, kc);
     kvtc__cp_async<S::KL>(sb + o.k1, kc + 8 * KROW);
     constexpr int rows[4] = {0, 1, 8, 9}; /* value rows 2t, 2t + 1, 2t + 8, 2t + 9 */
@@ -2534,12 +2558,14 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
 }
 
 /* kvtc__k_attn_tc<D, KB, VB>   CPU twin: kvtc_attn_decode
- * grid (n_kv_heads, n_seqs, n_split), block 32 W (W = KVTC__TC_WARPS = 4 warps); each warp takes every
+ * grid (n_kv_heads, n_seqs, n_split), block 32 W (W = KVTC__TC_W(D): 8 warps, 4 at d = 256); each warp takes every
  * W-th 16-token tile of the split through its own ring of KVTC__TC_STAGES cp.async stages (two tiles in
  * flight while one computes; lanes 0-3 copy the tile's norms for the whole warp, so a __syncwarp follows
  * each wait).
- * Per tile and warp: scores S (16 tokens x 8 heads) = K Q'^T as D/16 k-steps of two mma each (query hi
- * and lo parts, into 4 accumulators so the chain is short); online softmax per head; the weights
+ * Per tile and warp: scores S (16 tokens x 8 heads) = K Q'^T as D/16 k-steps of NB = ceil(G / 4) mma each:
+ * the 8 columns of query block nb are the fp16 hi parts of heads 4 nb .. 4 nb + 3 and then their lo parts
+ * (q' - hi), so one mma scores 4 heads to fp32 accuracy and a shuffle adds the halves (two accumulators
+ * per block, so the chain is short); online softmax per head; the weights
  * p * n_v go through movmatrix into the B fragment of O'^T (D x 8) += V^T P^T, D/16 mma.
  * Softmax keeps one running maximum per head, of s + log2(n_v) (the fp16 weights' exponent, so the
  * largest weighted term is 1 whatever the value norms are); the sum L is kept against it too.
@@ -2547,22 +2573,24 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * g*D/8 + 2m, +1 of m-tile m, so every lane reads whole aligned chunks of each record.
  * smem (kvtc__attn_tc_layout_of): pair tables in rows of 256 bytes (64 KiB for 4 or 8 bits, 4 KiB for 2;
  * keys in the lower halves, values in the upper ones unless SH: K and V share a codebook), the rings
- * (4 x 3 x 2.25 KiB at d = 128, 4 bits) in the free upper halves where they fit (kvtc__tc_slots), all
+ * (W x 3 x 2.25 KiB at d = 128, 4 bits) in the free upper halves where they fit (kvtc__tc_slots), all
  * reused by the warp merge after the loop, then queries and their fragments.
- * The loop body is 419 SASS instructions per tile at <128,4,4,SH> (413 without SH; 475 when a lookup was
- * a byte extract and a mad): a lookup is one prmt and one ld.shared (kvtc__lut_ofs), the copies use
- * per-lane base pointers and immediate offsets (kvtc__tc_src).
- * regs @ sm_90, CUDA 13.0, 0 spills: d = 128: 146-161; d = 64: 102-109; d = 256: 162-175.
- * smem <128,4,4,SH>: 74.2 KiB, 3 blocks/SM (d = 256: 109.8 KiB, 2 blocks/SM).
+ * The loop body is 411 SASS instructions per tile at <128,4,4,SH,1> (402 without SH, 448 with two query
+ * blocks; 419 with two mma per k-step for every gqa; 475 when a lookup was a byte extract and a mad): a
+ * lookup is one prmt and one ld.shared (kvtc__lut_ofs), the copies use per-lane base pointers and
+ * immediate offsets (kvtc__tc_src) that are computed once (kvtc__opaque).
+ * regs @ sm_90, CUDA 13.0, 0 spills: d = 128: 120-128 (the cap of 2 blocks of 8 warps); d = 64: 87-111;
+ * d = 256: 165-194. smem <128,4,4,SH>: 2 blocks/SM of 8 warps (d = 256: 2 of 4).
  * bytes per token and KV head: D*KB/8 + 2 (K), D*VB/8 + 2 (V); measured bound: instruction issue and
  * latency (half the issue slots busy, bench/RESULTS.md), not HBM bandwidth */
 #define KVTC__TC_NONE (-1e30f) /* running maximum before any token: finite, below every real score */
-template <int D, int KB, int VB, bool SH>
-__global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k_attn_tc(const kvtc__attn_args a) {
+template <int D, int KB, int VB, bool SH, int NB>
+__global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_attn_tc(const kvtc__attn_args a) {
     static_assert(D == 64 || D == 128 || D == 256, "head_dim");
     static_assert((KB == 2 || KB == 4 || KB == 8) && (VB == 2 || VB == 4), "bits");
+    static_assert(NB == 1 || NB == 2, "query blocks: gqa <= 4 or <= 8");
     /* QR: query fragments in registers; W: warps */
-    constexpr int EPL = D / 32, NS = D / 16, QR = D <= 128 && KVTC__TC_QREG, NST = KVTC__TC_STAGES, W = KVTC__TC_WARPS;
+    constexpr int EPL = D / 32, NS = D / 16, QR = D <= 128 && KVTC__TC_QREG, NST = KVTC__TC_STAGES, W = KVTC__TC_W(D);
     static_assert(NST >= 2, "stages: the tile being read and the one being copied");
     typedef kvtc__tc_stage<D, KB, VB> Stage;
     extern __shared__ __align__(16) unsigned char kvtc__smem_tc[];
@@ -2572,12 +2600,15 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
     const unsigned m256 = 256u | (a.tc_vlut & 0x80000000u); /* 256, opaque to the compiler (kvtc__lane_lut) */
     const kvtc__lane_lut lane4k = {kvtc__smem_tc, 4u * lane, m256, m256 >> 4};
     const kvtc__lane_lut lane4v = {kvtc__smem_tc + (SH ? 0 : 128), 4u * lane, m256, m256 >> 4};
-    const kvtc__tc_slots slots = kvtc__tc_slots_of<D, KB, VB, SH>(a.tc_ring, warp, g, lane); /* this warp's stages */
+    kvtc__tc_slots slots = kvtc__tc_slots_of<D, KB, VB, SH>(a.tc_ring, warp, g, lane); /* this warp's stages */
+    /* computed once: left to itself the compiler recomputes them in the loop once registers are free */
+    kvtc__opaque(slots.k0), kvtc__opaque(slots.k1), kvtc__opaque(slots.v), kvtc__opaque(slots.vstep);
+    kvtc__opaque(slots.nw), kvtc__opaque(slots.nr), kvtc__opaque(slots.ok), kvtc__opaque(slots.stage);
     /* the rings' base, through tc_klut (0): left to itself the compiler shares one register between this and
      * the tables' base, which then no longer folds into the lookups' ld.shared [R + UR] */
     const unsigned smem_s = (unsigned)__cvta_generic_to_shared(kvtc__smem_tc + a.tc_klut);
     float *s_q = (float *)(kvtc__smem_tc + a.tc_q);    /* [8][D] rotated, scaled queries */
-    uint4 *s_qf = (uint4 *)(kvtc__smem_tc + a.tc_qf); /* [NS][32]: lane's B fragments {hi b0, hi b1, lo b0, lo b1} */
+    uint2 *s_qf = (uint2 *)(kvtc__smem_tc + a.tc_qf); /* [NB][NS][32]: lane's B fragments {b0, b1} */
     float *s_buf = (float *)(kvtc__smem_tc + a.tc_buf); /* [W][D] rotation scratch */
     float *s_ml = (float *)(kvtc__smem_tc + a.tc_ml);   /* [W][8][2] per-warp max, sum */
     float *s_acc = (float *)kvtc__smem_tc;              /* [W][8][D] after the loop, over the tables and rings */
@@ -2590,22 +2621,33 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
     const int *bt = a.block_table + (long long)b * a.max_blocks;
     /* tile j of this warp is tile (t_begin / 16 + warp + W j) of the sequence: block tile / tpb, token offset
      * 16 (tile % tpb) in it (tpb = block_size / 16 tiles per block; a split starts on a block boundary) */
-    const kvtc__tc_src src = kvtc__tc_src_of<D, KB, VB>(a, h, g, t, lane);
-    const unsigned tile0 = (unsigned)(t_begin >> 4) + (unsigned)warp;
+    kvtc__tc_src src = kvtc__tc_src_of<D, KB, VB>(a, h, g, t, lane);
+    kvtc__opaque(src.k), kvtc__opaque(src.v), kvtc__opaque(src.n); /* as the slots */
+    /* (it_blk, it_tile): block index and tile in that block of the next tile to look up; a warp's tiles are W
+     * apart, which is st_blk blocks and st_tile tiles */
+    const unsigned tile0 = (unsigned)(t_begin >> 4) + (unsigned)warp, tpb = (unsigned)a.tpb;
+    const unsigned st_blk = (unsigned)W / tpb, st_tile = (unsigned)W - st_blk * tpb;
+    unsigned it_blk = kvtc__div(tile0, a.div_tpb), it_tile = tile0 - it_blk * tpb;
 #define KVTC__TC_TOK(j) (t_begin + 16 * (warp + W * (j)))
-#define KVTC__TC_BLK(j) ((j) < n_mine ? __ldg(bt + kvtc__div(tile0 + (unsigned)(W * (j)), a.div_tpb)) : -1)
-#define KVTC__TC_ISSUE(j, blk)                                                                                         \
+#define KVTC__TC_NEXT(j, blk, off) /* tile j's block id and token offset; the iterator moves to tile j + 1 */         \
     do {                                                                                                               \
-        if ((j) < n_mine) {                                                                                            \
-            const unsigned tile_ = tile0 + (unsigned)(W * (j));                                                        \
-            const int off_ = 16 * (int)(tile_ - kvtc__div(tile_, a.div_tpb) * (unsigned)a.tpb);                        \
-            kvtc__tc_issue<D, KB, VB>(a, src, blk, off_, lane, smem_s + ((j) % NST) * slots.stage, slots);             \
-        }                                                                                                              \
+        blk = (j) < n_mine ? __ldg(bt + it_blk) : -1;                                                                  \
+        off = 16 * (int)it_tile;                                                                                       \
+        it_tile += st_tile, it_blk += st_blk;                                                                          \
+        if (it_tile >= tpb) it_tile -= tpb, ++it_blk;                                                                  \
+    } while (0)
+#define KVTC__TC_ISSUE(j, blk, off, sb) /* tile j into the stage at shared address sb */                               \
+    do {                                                                                                               \
+        if ((j) < n_mine) kvtc__tc_issue<D, KB, VB>(a, src, blk, off, lane, sb, slots);                                \
         kvtc__cp_commit();                                                                                             \
     } while (0)
     /* the first tiles' bytes start moving before the tables and queries are set up */
 #pragma unroll
-    for (int j = 0; j < NST - 1; ++j) KVTC__TC_ISSUE(j, KVTC__TC_BLK(j));
+    for (int j = 0; j < NST - 1; ++j) {
+        int blk, off;
+        KVTC__TC_NEXT(j, blk, off);
+        KVTC__TC_ISSUE(j, blk, off, smem_s + j * slots.stage);
+    }
 
     kvtc__pairs_fill<KB>((unsigned *)kvtc__smem_tc, a.k.cent);
     if (!SH) kvtc__pairs_fill<VB>((unsigned *)(kvtc__smem_tc + 128), a.v.cent);
@@ -2621,49 +2663,66 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
         }
     }
     __syncthreads();
-    /* B fragments of Q'^T: k-step s, k 2t, 2t+1 -> coordinates t*D/4 + 4s, +1; k 2t+8, 2t+9 -> +2, +3 */
-    for (int i = threadIdx.x; i < NS * 32; i += blockDim.x) {
-        const int s = i >> 5, gg = (i & 31) >> 2, tt = i & 3;
-        const float4 x = *(const float4 *)(s_q + gg * D + tt * (D / 4) + 4 * s);
+    /* B fragments of Q'^T, block nb, k-step s: column n is head 4 nb + n % 4, its hi part for n < 4, else its
+     * lo part; k 2t, 2t+1 -> coordinates t*D/4 + 4s, +1; k 2t+8, 2t+9 -> +2, +3 */
+    for (int i = threadIdx.x; i < NB * NS * 32; i += blockDim.x) {
+        const int nb = i / (NS * 32), s = (i >> 5) % NS, gg = (i & 31) >> 2, tt = i & 3;
+        const float4 x = *(const float4 *)(s_q + (4 * nb + (gg & 3)) * D + tt * (D / 4) + 4 * s);
         const float2 h01 = __half22float2(__floats2half2_rn(x.x, x.y)), h23 = __half22float2(__floats2half2_rn(x.z, x.w));
-        s_qf[i] = make_uint4(kvtc__half2_bits(x.x, x.y), kvtc__half2_bits(x.z, x.w), kvtc__half2_bits(x.x - h01.x, x.y - h01.y),
-                             kvtc__half2_bits(x.z - h23.x, x.w - h23.y));
+        s_qf[i] = gg < 4 ? make_uint2(kvtc__half2_bits(x.x, x.y), kvtc__half2_bits(x.z, x.w))
+                         : make_uint2(kvtc__half2_bits(x.x - h01.x, x.y - h01.y), kvtc__half2_bits(x.z - h23.x, x.w - h23.y));
     }
     __syncthreads();
-    uint4 qreg[QR ? NS : 1];
+    uint2 qreg[QR ? NB * NS : 1];
     if (QR) {
 #pragma unroll
-        for (int s = 0; s < (QR ? NS : 1); ++s) qreg[s] = s_qf[s * 32 + lane];
+        for (int i = 0; i < (QR ? NB * NS : 1); ++i) qreg[i] = s_qf[i * 32 + lane];
     }
 
     float mv[2] = {KVTC__TC_NONE, KVTC__TC_NONE}, l[2] = {0.0f, 0.0f}, acc[NS][4];
 #pragma unroll
     for (int m = 0; m < NS; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.0f;
-    int blk_next = KVTC__TC_BLK(NST - 1); /* block ids are read one iteration before their tile is issued */
+    int blk_next, off_next; /* block ids are read one iteration before their tile is issued */
+    KVTC__TC_NEXT(NST - 1, blk_next, off_next);
+    /* stage offsets: tile j is read from stage j % NST, and tile j + NST - 1 refills the one read before */
+    unsigned rd = 0u, wr = (NST - 1) * slots.stage;
+    const unsigned ring_bytes = NST * slots.stage;
     for (int j = 0; j < n_mine; ++j) {
-        const int blk_after = KVTC__TC_BLK(j + NST);
+        int blk_after, off_after;
+        KVTC__TC_NEXT(j + NST, blk_after, off_after);
         kvtc__cp_wait<NST - 2>(); /* tile j's group has landed */
         __syncwarp(); /* lanes 0-3 copied the norms every lane reads; the stage refilled next was read last time */
-        KVTC__TC_ISSUE(j + NST - 1, blk_next);
+        KVTC__TC_ISSUE(j + NST - 1, blk_next, off_next, smem_s + wr);
         kvtc__tile<D, KB, VB> cur;
-        kvtc__tc_read<D, KB, VB>(smem_s + (j % NST) * slots.stage, slots, t_end - KVTC__TC_TOK(j), g, cur);
+        kvtc__tc_read<D, KB, VB>(smem_s + rd, slots, t_end - KVTC__TC_TOK(j), g, cur);
+        wr = rd;
+        rd = rd + slots.stage == ring_bytes ? 0u : rd + slots.stage;
         /* ---- scores S[token][head] = n_k <K row, q'> (log2 units), rows g and g + 8, heads 2t, 2t + 1 */
-        float sc[4][4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u) sc[u][0] = sc[u][1] = sc[u][2] = sc[u][3] = 0.0f;
+        float sc[NB][2][4] = {};
 #pragma unroll
         for (int s = 0; s < NS; ++s) {
             const unsigned a0 = kvtc__pair<KB>(cur.k0, 2 * s, lane4k), a1 = kvtc__pair<KB>(cur.k1, 2 * s, lane4k);
             const unsigned a2 = kvtc__pair<KB>(cur.k0, 2 * s + 1, lane4k);
             const unsigned a3 = kvtc__pair<KB>(cur.k1, 2 * s + 1, lane4k);
-            const uint4 qf = QR ? qreg[QR ? s : 0] : s_qf[s * 32 + lane];
-            kvtc__mma16816(sc[2 * (s & 1)], a0, a1, a2, a3, qf.x, qf.y);
-            kvtc__mma16816(sc[2 * (s & 1) + 1], a0, a1, a2, a3, qf.z, qf.w);
-        }
 #pragma unroll
-        for (int e = 0; e < 4; ++e) sc[0][e] = (sc[0][e] + sc[2][e]) + (sc[1][e] + sc[3][e]);
-        const float s0[2] = {cur.ok0 ? sc[0][0] * cur.nk0 : -INFINITY, cur.ok0 ? sc[0][1] * cur.nk0 : -INFINITY};
-        const float s1[2] = {cur.ok1 ? sc[0][2] * cur.nk1 : -INFINITY, cur.ok1 ? sc[0][3] * cur.nk1 : -INFINITY};
+            for (int nb = 0; nb < NB; ++nb) {
+                const uint2 qf = QR ? qreg[QR ? nb * NS + s : 0] : s_qf[(nb * NS + s) * 32 + lane];
+                kvtc__mma16816(sc[nb][s & 1], a0, a1, a2, a3, qf.x, qf.y);
+            }
+        }
+        /* lane t holds the hi (t < 2) or lo halves of heads 4 nb + 2 (t % 2), +1, and lane t ^ 2 the other
+         * halves; lane t's heads 2t, 2t + 1 are those of block t / 2. With NB = 1 (gqa <= 4) lanes t >= 2
+         * get heads 2 (t - 2), +1 again as their "heads 2t, 2t + 1", which do not exist; their outputs are
+         * never stored. */
+        float sf[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const float x0 = sc[0][0][e] + sc[0][1][e], x1 = sc[NB - 1][0][e] + sc[NB - 1][1][e];
+            const bool upper = t >= 2;
+            sf[e] = (upper ? x1 : x0) + __shfl_xor_sync(KVTC__FULL, upper ? x0 : x1, 2);
+        }
+        const float s0[2] = {cur.ok0 ? sf[0] * cur.nk0 : -INFINITY, cur.ok0 ? sf[1] * cur.nk0 : -INFINITY};
+        const float s1[2] = {cur.ok1 ? sf[2] * cur.nk1 : -INFINITY, cur.ok1 ? sf[3] * cur.nk1 : -INFINITY};
         const float lv0 = cur.nv0 > 0.0f ? kvtc__lg2(cur.nv0) : -INFINITY, lv1 = cur.nv1 > 0.0f ? kvtc__lg2(cur.nv1) : -INFINITY;
         /* ---- online softmax with one running maximum per head: m of s + max(log2 n_v, -25), the
          * exponent of the weights p n_v, which stay <= 1 for fp16. A nonzero fp16 norm is >= 2^-24, so
@@ -2700,11 +2759,11 @@ __global__ void __launch_bounds__(32 * KVTC__TC_WARPS, KVTC__TC_MINB(D)) kvtc__k
         for (int m = 0; m < NS; ++m)
             kvtc__mma16816(acc[m], kvtc__pair<VB>(ve[0], m, lane4v), kvtc__pair<VB>(vo[0], m, lane4v),
                            kvtc__pair<VB>(ve[1], m, lane4v), kvtc__pair<VB>(vo[1], m, lane4v), pb0, pb1);
-        blk_next = blk_after;
+        blk_next = blk_after, off_next = off_after;
     }
     kvtc__cp_wait<0>();
 #undef KVTC__TC_ISSUE
-#undef KVTC__TC_BLK
+#undef KVTC__TC_NEXT
 #undef KVTC__TC_TOK
     /* ---- this warp's partials in the finishing layout */
 #pragma unroll
@@ -2800,37 +2859,38 @@ typedef struct kvtc__attn_tc_layout {
 static kvtc__attn_tc_layout kvtc__attn_tc_layout_of(int d, int kb, int vb, int share) {
     kvtc__attn_tc_layout l;
     const unsigned tables = 256u * (unsigned)kvtc__tc_rows(kb, vb);
-    const int outside = KVTC__TC_WARPS - kvtc__tc_hole_warps(d, kb, vb, share, KVTC__TC_WARPS, KVTC__TC_STAGES);
+    const int w = KVTC__TC_W(d), outside = w - kvtc__tc_hole_warps(d, kb, vb, share, w, KVTC__TC_STAGES);
     const unsigned front = tables + (unsigned)(outside * KVTC__TC_STAGES * kvtc__tc_stage_bytes(d, kb, vb));
-    const unsigned merge = KVTC__TC_WARPS * KVTC__ATTN_GMAX * d * 4u;
+    const unsigned merge = (unsigned)w * KVTC__ATTN_GMAX * d * 4u;
     l.klut = 0u, l.vlut = share ? 0u : 128u;
     l.ring = tables;
     l.q = ((front > merge ? front : merge) + 15u) & ~15u;
     l.qf = l.q + KVTC__ATTN_GMAX * d * 4u;
     l.buf = l.qf + (unsigned)(d / 16) * 32u * 16u;
-    l.ml = l.buf + KVTC__TC_WARPS * d * 4u;
-    l.bytes = l.ml + KVTC__TC_WARPS * KVTC__ATTN_GMAX * 2u * 4u;
+    l.ml = l.buf + (unsigned)w * d * 4u;
+    l.bytes = l.ml + (unsigned)w * KVTC__ATTN_GMAX * 2u * 4u;
     return l;
 }
 /* Launch kvtc__k_attn_tc, with one pair table for K and V when they share a codebook (needs KB == VB). */
-template <int D, int KB, int VB>
-static cudaError_t kvtc__attn_tc_launch(int share, dim3 grid, unsigned smem, const kvtc__attn_args &a,
-                                        cudaStream_t stream) {
-    cudaError_t e;
-    if constexpr (KB == VB) {
-        if (share) {
-            if ((e = cudaFuncSetAttribute(kvtc__k_attn_tc<D, KB, VB, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          (int)smem)) != cudaSuccess)
-                return e;
-            kvtc__k_attn_tc<D, KB, VB, true><<<grid, 32 * KVTC__TC_WARPS, smem, stream>>>(a);
-            return cudaGetLastError();
-        }
-    }
-    if ((e = cudaFuncSetAttribute(kvtc__k_attn_tc<D, KB, VB, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)smem)) != cudaSuccess)
-        return e;
-    kvtc__k_attn_tc<D, KB, VB, false><<<grid, 32 * KVTC__TC_WARPS, smem, stream>>>(a);
+template <int D, int KB, int VB, bool SH, int NB>
+static cudaError_t kvtc__attn_tc_run(dim3 grid, unsigned smem, const kvtc__attn_args &a, cudaStream_t stream) {
+    void (*const kern)(kvtc__attn_args) = kvtc__k_attn_tc<D, KB, VB, SH, NB>;
+    const cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    kern<<<grid, 32 * KVTC__TC_W(D), smem, stream>>>(a);
     return cudaGetLastError();
+}
+/* one query block for gqa <= 4, two for up to 8 (kvtc__k_attn_tc) */
+template <int D, int KB, int VB>
+static cudaError_t kvtc__attn_tc_launch(int share, dim3 grid, unsigned smem, const kvtc__attn_args &a, cudaStream_t stream) {
+    const bool two = a.gqa > 4;
+    if constexpr (KB == VB) {
+        if (share)
+            return two ? kvtc__attn_tc_run<D, KB, VB, true, 2>(grid, smem, a, stream)
+                       : kvtc__attn_tc_run<D, KB, VB, true, 1>(grid, smem, a, stream);
+    }
+    return two ? kvtc__attn_tc_run<D, KB, VB, false, 2>(grid, smem, a, stream)
+               : kvtc__attn_tc_run<D, KB, VB, false, 1>(grid, smem, a, stream);
 }
 /* K and V use the same pair table when their codebooks are equal (kvtc__k_attn_tc<.., SH = true>). */
 static int kvtc__attn_tc_share(const kvtc_codec *k, const kvtc_codec *v) {
@@ -2856,8 +2916,12 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_tensor_supported(const kvtc_cuda_codec *kc, 
 /* Whether kvtc_cuda_attn_decode runs the tensor-core kernel for these arguments. */
 static int kvtc__attn_uses_tc(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc, const kvtc_cuda_attn_params *p) {
     const kvtc_attn_params *a = &p->attn;
+    size_t kpage, vpage, total;
     return p->kernel != KVTC_CUDA_ATTN_SCALAR && a->cache.n_kv_heads > 0 && a->n_q_heads % a->cache.n_kv_heads == 0 &&
-           kvtc_cuda_attn_tensor_supported(kc, vc, a->n_q_heads / a->cache.n_kv_heads, a->cache.block_size) == KVTC_OK;
+           kvtc_cuda_attn_tensor_supported(kc, vc, a->n_q_heads / a->cache.n_kv_heads, a->cache.block_size) == KVTC_OK &&
+           kvtc_cache_bytes(&kc->meta, &a->cache, &kpage, &total) == KVTC_OK &&
+           kvtc_cache_bytes(&vc->meta, &a->cache, &vpage, &total) == KVTC_OK &&
+           (kpage > vpage ? kpage : vpage) <= 0xffffffffu / (size_t)a->cache.n_kv_heads; /* a block's bytes: 32 bits */
 }
 
 KVTC_DEF kvtc_status kvtc_cuda_attn_splits(const kvtc_cuda_codec *kc, const kvtc_cuda_codec *vc,
@@ -2991,8 +3055,8 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
             a.tc_klut = lt.klut, a.tc_vlut = lt.vlut, a.tc_ring = lt.ring, a.tc_q = lt.q, a.tc_qf = lt.qf, a.tc_buf = lt.buf, a.tc_ml = lt.ml;
             a.tpb = ap->cache.block_size / 16;
             a.div_tpb = kvtc__fastdiv_of((unsigned)a.tpb);
-            a.k_blk_bytes = (long long)ap->cache.n_kv_heads * (long long)a.k.page_bytes;
-            a.v_blk_bytes = (long long)ap->cache.n_kv_heads * (long long)a.v.page_bytes;
+            a.k_blk_bytes = (unsigned)((size_t)ap->cache.n_kv_heads * (size_t)a.k.page_bytes);
+            a.v_blk_bytes = (unsigned)((size_t)ap->cache.n_kv_heads * (size_t)a.v.page_bytes);
 #define KVTC__TC_LAUNCH(D_, KB_, VB_)                                                                                  \
     if (!launched && kc->meta.params.head_dim == (D_) && kb == (KB_) && vb == (VB_)) {                                  \
         KVTC_CUDA_CHECK((kvtc__attn_tc_launch<D_, KB_, VB_>(share, grid, lt.bytes, a, stream)));                       \
@@ -3034,7 +3098,7 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
             switch (epl) {
 #define KVTC__MERGE_CASE(e)                                                                                            \
     case e:                                                                                                            \
-        kvtc__k_attn_merge<e><<<dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs), 32, 0, stream>>>(a);             \
+        kvtc__k_attn_merge<e><<<dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs), 32 * KVTC__MERGE_WARPS, 0, stream>>>(a); \
         break;
                 KVTC__ATTN_EPL_LIST(KVTC__MERGE_CASE)
 #undef KVTC__MERGE_CASE
