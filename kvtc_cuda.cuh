@@ -1613,6 +1613,116 @@ __global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_decompress(co
         if (p * 32 + lane < c.d) kvtc__store(c.y, (long long)v * c.d + p * 32 + lane, a.dtype, x[p]);
 }
 
+/* kvtc__k_decompress_fast<D>   CPU twin: kvtc_cache_read / kvtc_codec_decode
+ * The codecs of kvtc__k_compress_fast (TQ_MSE, 1-4 rounds of Hadamard over the whole vector, D = 64 .. 512,
+ * 1-4 bits), output 16-byte aligned. As there, L = D / 16 lanes take a vector and lane li owns coordinates
+ * [16 li, 16 li + 16), here its 2 BITS bytes of codes: centroids (shared memory) times the norm, then for
+ * each round, last first, the FWHT (4 stages in registers, log2 L across lanes), its scale and the round's
+ * signs; 32 / L vectors per warp, grid-stride. A vector without a slot decodes to zeros. */
+template <int D, int BITS>
+static __device__ __forceinline__ void kvtc__decompress_fast_body(const kvtc__args &a, const kvtc__dc &c, const float *s_cent) {
+    constexpr int L = D / 16, VPW = 32 / L;
+    const int lane = threadIdx.x & 31, li = lane & (L - 1), warps = blockDim.x >> 5;
+    unsigned smask[4] = {0u, 0u, 0u, 0u}; /* bit e: coordinate 16 li + e changes sign in round r */
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+        if (r < c.rounds)
+#pragma unroll
+            for (int e = 0; e < 16; ++e) smask[r] |= (__ldg(c.signs + r * D + 16 * li + e) < 0.0f ? 1u : 0u) << e;
+    const long long stride = (long long)gridDim.x * warps * VPW;
+    for (long long v0 = ((long long)blockIdx.x * warps + (threadIdx.x >> 5)) * VPW; v0 < a.n_vectors; v0 += stride) {
+        const long long v = v0 + lane / L;
+        bool bad = false;
+        long long page = 0;
+        int off = 0;
+        const bool valid = v < a.n_vectors && kvtc__locate_fast(a, (unsigned)v, &page, &off, &bad);
+        float x[16];
+        if (valid) {
+            const unsigned char *pg = (const unsigned char *)c.cache_in + page * (long long)c.page_bytes;
+            const float n = kvtc__get_norm(pg + c.off_scales + (size_t)off * c.scale_bytes, c.norm32);
+            const unsigned char *cp = pg + c.off_codes + (size_t)off * c.code_bytes + 2 * BITS * li;
+            unsigned long long bits;
+            if (BITS == 4) {
+                const uint2 u = *(const uint2 *)cp;
+                bits = u.x | (unsigned long long)u.y << 32;
+            } else if (BITS == 2) bits = *(const unsigned *)cp;
+            else if (BITS == 1) bits = *(const unsigned short *)cp;
+            else { /* 6 bytes, 2-aligned */
+                const unsigned short *cp16 = (const unsigned short *)cp;
+                bits = cp16[0] | (unsigned long long)cp16[1] << 16 | (unsigned long long)cp16[2] << 32;
+            }
+#pragma unroll
+            for (int e = 0; e < 16; ++e) x[e] = __fmul_rn(n, s_cent[(bits >> (BITS * e)) & ((1u << BITS) - 1u)]);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 16; ++e) x[e] = 0.0f;
+        }
+#pragma unroll
+        for (int rr = 0; rr < 4; ++rr) { /* every lane shuffles, with or without a vector */
+            if (rr >= c.rounds) break;
+            unsigned sm = 0u; /* round c.rounds - 1 - rr's signs, picked without indexing the array */
+#pragma unroll
+            for (int k = 0; k < 4; ++k) sm = k == c.rounds - 1 - rr ? smask[k] : sm;
+#pragma unroll
+            for (int h = 1; h < 16; h <<= 1)
+#pragma unroll
+                for (int e = 0; e < 16; ++e)
+                    if (!(e & h)) {
+                        const float p = x[e], q = x[e + h];
+                        x[e] = __fadd_rn(p, q);
+                        x[e + h] = __fsub_rn(p, q);
+                    }
+#pragma unroll
+            for (int o = 1; o < L; o <<= 1) {
+                const float sg = (li & o) ? -1.0f : 1.0f; /* upper half: partner - own, exactly a - b */
+#pragma unroll
+                for (int e = 0; e < 16; ++e) x[e] = __fmaf_rn(x[e], sg, __shfl_xor_sync(KVTC__FULL, x[e], o));
+            }
+#pragma unroll
+            for (int e = 0; e < 16; ++e)
+                x[e] = __uint_as_float(__float_as_uint(__fmul_rn(x[e], c.fwht_scale)) ^ (((sm >> e) & 1u) << 31));
+        }
+        if (v >= a.n_vectors) continue;
+        if (!valid)
+#pragma unroll
+            for (int e = 0; e < 16; ++e) x[e] = 0.0f; /* not -0 from a sign flip */
+        const long long base = v * D + 16 * li;
+        if (a.dtype == KVTC_DTYPE_F32) {
+#pragma unroll
+            for (int q = 0; q < 4; ++q)
+                ((float4 *)((float *)c.y + base))[q] = make_float4(x[4 * q], x[4 * q + 1], x[4 * q + 2], x[4 * q + 3]);
+        } else {
+            unsigned w[8];
+#pragma unroll
+            for (int k = 0; k < 8; ++k) {
+                if (a.dtype == KVTC_DTYPE_BF16) {
+                    const __nv_bfloat162 h = __floats2bfloat162_rn(x[2 * k], x[2 * k + 1]);
+                    w[k] = *(const unsigned *)&h;
+                } else {
+                    const __half2 h = __floats2half2_rn(x[2 * k], x[2 * k + 1]);
+                    w[k] = *(const unsigned *)&h;
+                }
+            }
+            uint4 *y = (uint4 *)((unsigned short *)c.y + base);
+            y[0] = make_uint4(w[0], w[1], w[2], w[3]);
+            y[1] = make_uint4(w[4], w[5], w[6], w[7]);
+        }
+    }
+}
+template <int D>
+__global__ void __launch_bounds__(256) kvtc__k_decompress_fast(const kvtc__args a) {
+    __shared__ float s_cent[16];
+    const kvtc__dc &c = a.t[0];
+    if ((int)threadIdx.x < (1 << c.mse_bits)) s_cent[threadIdx.x] = __ldg(c.cent + threadIdx.x);
+    __syncthreads();
+    switch (c.mse_bits) {
+    case 1: kvtc__decompress_fast_body<D, 1>(a, c, s_cent); break;
+    case 2: kvtc__decompress_fast_body<D, 2>(a, c, s_cent); break;
+    case 3: kvtc__decompress_fast_body<D, 3>(a, c, s_cent); break;
+    default: kvtc__decompress_fast_body<D, 4>(a, c, s_cent); break;
+    }
+}
+
 /* ---- launchers --------------------------------------------------------------- */
 /* Fill the device view of codec c for pages of `block_size` slots. */
 static kvtc_status kvtc__dc_of(const kvtc_cuda_codec *cc, int block_size, kvtc__dc *o) {
@@ -1677,9 +1787,9 @@ static kvtc_status kvtc__mma_launch(const kvtc__args &a, dim3 grid, cudaStream_t
     return KVTC_OK;
 }
 
-/* fast: every tensor's codec passes kvtc__compress_fast_ok and its input is 16-byte aligned; then fp16 and
- * bf16 inputs of at least KVTC__MMA_MIN_VECTORS vectors whose codecs kvtc__mma_inv2r accepts take
- * kvtc__k_compress_mma, the others kvtc__k_compress_fast */
+/* fast: every tensor's codec passes kvtc__compress_fast_ok and its input and output are 16-byte aligned;
+ * then fp16 and bf16 inputs of at least KVTC__MMA_MIN_VECTORS vectors whose codecs kvtc__mma_inv2r accepts
+ * take kvtc__k_compress_mma, the others kvtc__k_compress_fast; decompress takes kvtc__k_decompress_fast */
 static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tensors, bool fast, cudaStream_t stream) {
     long long blocks = (a.n_vectors + KVTC__WARPS - 1) / KVTC__WARPS;
     dim3 grid((unsigned)blocks, (unsigned)n_tensors);
@@ -1701,16 +1811,21 @@ static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tenso
         default: return bf ? kvtc__mma_launch<256, true>(a, mgrid, stream) : kvtc__mma_launch<256, false>(a, mgrid, stream);
         }
     }
-    if (compress && fast) {
+    if (fast) {
         const long long per_block = 8LL * (32 / (d / 16)); /* 8 warps of 32 / (d/16) vectors */
         const long long need = (a.n_vectors + per_block - 1) / per_block;
         dim3 fgrid((unsigned)(need < 2048 ? need : 2048), (unsigned)n_tensors); /* grid-stride beyond */
+#define KVTC__FAST_CASE(D_)                                                                                            \
+    if (compress) kvtc__k_compress_fast<D_><<<fgrid, 256, 0, stream>>>(a);                                             \
+    else kvtc__k_decompress_fast<D_><<<fgrid, 256, 0, stream>>>(a);                                                    \
+    break;
         switch (d) {
-        case 64: kvtc__k_compress_fast<64><<<fgrid, 256, 0, stream>>>(a); break;
-        case 128: kvtc__k_compress_fast<128><<<fgrid, 256, 0, stream>>>(a); break;
-        case 256: kvtc__k_compress_fast<256><<<fgrid, 256, 0, stream>>>(a); break;
-        default: kvtc__k_compress_fast<512><<<fgrid, 256, 0, stream>>>(a); break;
+        case 64: KVTC__FAST_CASE(64)
+        case 128: KVTC__FAST_CASE(128)
+        case 256: KVTC__FAST_CASE(256)
+        default: KVTC__FAST_CASE(512)
         }
+#undef KVTC__FAST_CASE
         KVTC_CUDA_CHECK(cudaGetLastError());
         return KVTC_OK;
     }
@@ -1792,7 +1907,8 @@ KVTC_DEF kvtc_status kvtc_cuda_cache_read(const kvtc_cuda_codec *c, const kvtc_c
     if (!d_cache || !d_slot_mapping || !d_out) return KVTC_ERR_NULL;
     a.t[0].cache_in = d_cache;
     a.t[0].y = d_out;
-    return kvtc__launch(false, c->meta.params.head_dim, a, 1, false, stream);
+    return kvtc__launch(false, c->meta.params.head_dim, a, 1,
+                        kvtc__compress_fast_ok(&c->meta) && !(((size_t)d_cache | (size_t)d_out) & 15), stream);
 }
 
 /* The flat layout of n vectors is one page of n slots with one head. */
@@ -1840,7 +1956,8 @@ KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in
     if (x_count < n_vectors * (size_t)c->meta.params.head_dim) return KVTC_ERR_SMALL;
     a.t[0].cache_in = d_in;
     a.t[0].y = d_x;
-    return kvtc__launch(false, c->meta.params.head_dim, a, 1, false, stream);
+    return kvtc__launch(false, c->meta.params.head_dim, a, 1,
+                        kvtc__compress_fast_ok(&c->meta) && !(((size_t)d_in | (size_t)d_x) & 15), stream);
 }
 
 /* >>attention */

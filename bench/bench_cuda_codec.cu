@@ -233,7 +233,9 @@ int main(void) {
             KS(kvtc_cuda_cache_read(&k.d, &cp, kc, total, n_tok, dslots, dcopy, KVTC_DTYPE_F16, n_tok * heads * 128, 0));
         });
         size_t out_b = n_tok * heads * 128 * 2;
-        printf("%.1f us (p10 %.1f, p90 %.1f), %.0f GB/s (in+out)\n", t.med, t.p10, t.p90, (out_b + total) / (t.med * 1e3));
+        const double copy_bw = (double)in_bytes / (tc.med * 1e3); /* one tensor's copy: read + write */
+        printf("%.1f us (p10 %.1f, p90 %.1f), %.0f GB/s (in+out), %.0f%% of the copy's %.0f GB/s\n", t.med, t.p10, t.p90,
+               (out_b + total) / (t.med * 1e3), 100.0 * (out_b + total) / (t.med * 1e3) / copy_bw, copy_bw);
         CK(cudaFree(kc));
         CK(cudaFree(vc));
     }

@@ -217,6 +217,29 @@ static int cache_case(const kvtc_codec_params &kp, const kvtc_codec_params &vp, 
             if (!(e <= 1e-5 * s + 1e-30)) printf("  decode differs: vector %zu err %.3g of %.3g\n", i / d, e, s);
             CHECK(e <= 1e-5 * s + 1e-30);
         }
+        /* fp16 and bf16 output: the same values rounded. Each element is within half an ulp (2^-11 or 2^-8 of
+         * it; fp16 also 2^-25 absolute, its subnormal step) of a value within the 1e-5 of the vector's L1 sum
+         * above; fp16 beyond its range (within that 1e-5) is Inf of the same sign */
+        for (int o = 0; o < 2; ++o) {
+            const kvtc_dtype odt = o ? KVTC_DTYPE_BF16 : KVTC_DTYPE_F16;
+            std::vector<uint16_t> h(n);
+            CHECK_OK(kvtc_cuda_cache_read(which ? &vc.dev : &kc.dev, &cp, which ? dvc.p : dkc.p, page * cp.n_blocks * H,
+                                          n_tokens, (const int64_t *)dslots.p, dout.p, odt, n, 0));
+            CUDA_OK(cudaMemcpy(h.data(), dout.p, n * 2, cudaMemcpyDeviceToHost));
+            for (size_t i = 0; i < n; i += d) {
+                double s = 0;
+                for (int j = 0; j < d; ++j) s += fabs(ref[i + j]);
+                for (int j = 0; j < d; ++j) {
+                    const double r = ref[i + j], g = o ? kvtc_bf16_to_f32(h[i + j]) : kvtc_f16_to_f32(h[i + j]);
+                    const double slack = 1e-5 * s + 1e-30, tol = (o ? 0x1p-8 : 0x1p-11) * (fabs(r) + slack) + slack + (o ? 0.0 : 0x1p-25);
+                    const bool ok = !o && (std::isinf(g) || fabs(r) - slack >= 65520.0)
+                                        ? std::isinf(g) && (g > 0) == (r > 0) && fabs(r) + slack >= 65504.0
+                                        : fabs(g - r) <= tol;
+                    if (!ok) printf("  %s decode differs: element %zu %.9g, reference %.9g\n", o ? "bf16" : "fp16", i + j, g, r);
+                    CHECK(ok);
+                }
+            }
+        }
     }
     return T_PASS;
 }
