@@ -971,6 +971,27 @@ static __device__ __forceinline__ float kvtc__group_sum(float v) { /* kvtc.h's t
     return v;
 }
 
+/* The unnormalized FWHT of a vector of 16 L coordinates, lane li of its L lanes holding [16 li, 16 li + 16):
+ * 4 stages in registers, then log2 L across the lanes, in the CPU's butterfly order. Every lane shuffles. */
+template <int L>
+static __device__ __forceinline__ void kvtc__fwht_lanes(float (&x)[16], int li) {
+#pragma unroll
+    for (int h = 1; h < 16; h <<= 1)
+#pragma unroll
+        for (int e = 0; e < 16; ++e)
+            if (!(e & h)) {
+                const float p = x[e], q = x[e + h];
+                x[e] = __fadd_rn(p, q);
+                x[e + h] = __fsub_rn(p, q);
+            }
+#pragma unroll
+    for (int o = 1; o < L; o <<= 1) {
+        const float sg = (li & o) ? -1.0f : 1.0f; /* upper half: partner - own, exactly a - b */
+#pragma unroll
+        for (int e = 0; e < 16; ++e) x[e] = __fmaf_rn(x[e], sg, __shfl_xor_sync(KVTC__FULL, x[e], o));
+    }
+}
+
 template <int D, int BITS>
 static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args &a, const kvtc__dc &c, const float *s_mag) {
     constexpr int L = D / 16, VPW = 32 / L, M = 1 << (BITS - 1);
@@ -1065,21 +1086,7 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
             if (r >= c.rounds) break;
 #pragma unroll
             for (int e = 0; e < 16; ++e) x[e] = __uint_as_float(__float_as_uint(x[e]) ^ (((smask[r] >> e) & 1u) << 31));
-#pragma unroll
-            for (int h = 1; h < 16; h <<= 1)
-#pragma unroll
-                for (int e = 0; e < 16; ++e)
-                    if (!(e & h)) {
-                        const float p = x[e], q = x[e + h];
-                        x[e] = __fadd_rn(p, q);
-                        x[e + h] = __fsub_rn(p, q);
-                    }
-#pragma unroll
-            for (int o = 1; o < L; o <<= 1) {
-                const float sg = (li & o) ? -1.0f : 1.0f; /* upper half: partner - own, exactly a - b */
-#pragma unroll
-                for (int e = 0; e < 16; ++e) x[e] = __fmaf_rn(x[e], sg, __shfl_xor_sync(KVTC__FULL, x[e], o));
-            }
+            kvtc__fwht_lanes<L>(x, li);
 #pragma unroll
             for (int e = 0; e < 16; ++e) x[e] = __fmul_rn(x[e], c.fwht_scale);
         }
@@ -1663,21 +1670,7 @@ static __device__ __forceinline__ void kvtc__decompress_fast_body(const kvtc__ar
             unsigned sm = 0u; /* round c.rounds - 1 - rr's signs, picked without indexing the array */
 #pragma unroll
             for (int k = 0; k < 4; ++k) sm = k == c.rounds - 1 - rr ? smask[k] : sm;
-#pragma unroll
-            for (int h = 1; h < 16; h <<= 1)
-#pragma unroll
-                for (int e = 0; e < 16; ++e)
-                    if (!(e & h)) {
-                        const float p = x[e], q = x[e + h];
-                        x[e] = __fadd_rn(p, q);
-                        x[e + h] = __fsub_rn(p, q);
-                    }
-#pragma unroll
-            for (int o = 1; o < L; o <<= 1) {
-                const float sg = (li & o) ? -1.0f : 1.0f; /* upper half: partner - own, exactly a - b */
-#pragma unroll
-                for (int e = 0; e < 16; ++e) x[e] = __fmaf_rn(x[e], sg, __shfl_xor_sync(KVTC__FULL, x[e], o));
-            }
+            kvtc__fwht_lanes<L>(x, li);
 #pragma unroll
             for (int e = 0; e < 16; ++e)
                 x[e] = __uint_as_float(__float_as_uint(__fmul_rn(x[e], c.fwht_scale)) ^ (((sm >> e) & 1u) << 31));
