@@ -2563,12 +2563,12 @@ struct kvtc__tc_stage {
     static_assert(BYTES == OK + 128 && BYTES_IN == OK_IN + 128, "stage layout");
     static_assert(BYTES_IN % 128 == 0 && NORM % 128 == 0, "stages in the tables' halves: 128-byte fields");
 };
-/* Where this lane's slots of its warp's stage 0 are (byte offsets in the kernel's shared memory) and the
- * stride between stages. The ring follows the tables, or (warps below kvtc__tc_hole_warps) lives in the
- * upper halves of the table rows from h0: ring byte x then sits at 256 h0 + 2 (x - x % 128) + 128 + x % 128. */
 /* x's value from here on is unknown to the compiler, so it stays in a register rather than being recomputed */
 static __device__ __forceinline__ void kvtc__opaque(unsigned &x) { asm volatile("" : "+r"(x)); }
 static __device__ __forceinline__ void kvtc__opaque(const unsigned char *&p) { asm volatile("" : "+l"(p)); }
+/* Where this lane's slots of its warp's stage 0 are (byte offsets in the kernel's shared memory) and the
+ * stride between stages. The ring follows the tables, or (warps below kvtc__tc_hole_warps) lives in the
+ * upper halves of the table rows from h0: ring byte x then sits at 256 h0 + 2 (x - x % 128) + 128 + x % 128. */
 struct kvtc__tc_slots {
     unsigned k0, k1, v, vstep, nw, nr, ok, stage; /* v: value row u at v + u * vstep; nw: norm copy, nr: norm reads */
 };
@@ -2616,7 +2616,8 @@ static __device__ __forceinline__ void kvtc__tc_issue(const kvtc__attn_args &a, 
     const bool ok = blk >= 0 && blk < a.n_blocks;
     asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sb + o.ok), "r"((unsigned)ok) : "memory");
     if (!ok) return;
-    const unsigned long long kb = (unsigned long long)(unsigned)blk * a.k_blk_bytes, vb = (unsigned long long)(unsigned)blk * a.v_blk_bytes;
+    const unsigned long long kb = (unsigned long long)(unsigned)blk * a.k_blk_bytes,
+                             vb = (unsigned long long)(unsigned)blk * a.v_blk_bytes;
     const unsigned char *kc = src.k + (kb + (unsigned)(off * KROW)), *vc = src.v + (vb + (unsigned)(off * VROW));
     kvtc__cp_async<S::KL>(sb + o.k0, kc);
     kvtc__cp_async<S::KL>(sb + o.k1, kc + 8 * KROW);
@@ -3208,7 +3209,8 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
             switch (epl) {
 #define KVTC__MERGE_CASE(e)                                                                                            \
     case e:                                                                                                            \
-        kvtc__k_attn_merge<e><<<dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs), 32 * KVTC__MERGE_WARPS, 0, stream>>>(a); \
+        kvtc__k_attn_merge<e>                                                                                          \
+            <<<dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs), 32 * KVTC__MERGE_WARPS, 0, stream>>>(a);           \
         break;
                 KVTC__ATTN_EPL_LIST(KVTC__MERGE_CASE)
 #undef KVTC__MERGE_CASE
