@@ -706,7 +706,8 @@ static int test_attention_parity(void) {
         {M, 8, M, 2, 64, 1, 3, 2, false, 0, 1, 0},
         {M, 4, M, 4, 128, 2, 4, 0, false, 0, 0, 1},
         {M, 4, M, 4, 128, 2, 4, 3, true, 0, 0, 1},
-        /* splits merged in a cluster of 16 (graph capture) and of 12 (two query blocks, pages of 32) */
+        /* 16 splits (graph capture) and 12 (two query blocks, pages of 32): the merge kernel's warps take
+         * 4 parts each */
         {M, 4, M, 4, 128, 2, 4, 16, true, 0, 0, 0},
         {M, 8, M, 4, 128, 1, 8, 12, false, 32, 0, 0},
         /* exact fp16 tokens (sinks / window) in the same softmax: one split and several, graph capture,
