@@ -992,6 +992,18 @@ static __device__ __forceinline__ void kvtc__fwht_lanes(float (&x)[16], int li) 
     }
 }
 
+/* smask[r] bit e: whether coordinate 16 li + e changes sign in Hadamard round r (rounds past c.rounds: 0) */
+template <int D>
+static __device__ __forceinline__ void kvtc__lane_signs(const kvtc__dc &c, int li, unsigned (&smask)[4]) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        smask[r] = 0u;
+        if (r < c.rounds)
+#pragma unroll
+            for (int e = 0; e < 16; ++e) smask[r] |= (__ldg(c.signs + r * D + 16 * li + e) < 0.0f ? 1u : 0u) << e;
+    }
+}
+
 template <int D, int BITS>
 static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args &a, const kvtc__dc &c, const float *s_mag) {
     constexpr int L = D / 16, VPW = 32 / L, M = 1 << (BITS - 1);
@@ -999,12 +1011,8 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
     float P[M > 1 ? M - 1 : 1]; /* positive boundaries b[M], .., b[2M - 2]; b[M - 1] is 0 */
 #pragma unroll
     for (int j = 0; j < M - 1; ++j) P[j] = __ldg(c.bnd + M + j);
-    unsigned smask[4] = {0u, 0u, 0u, 0u}; /* bit e: coordinate 16 li + e changes sign in round r */
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-        if (r < c.rounds)
-#pragma unroll
-            for (int e = 0; e < 16; ++e) smask[r] |= (__ldg(c.signs + r * D + 16 * li + e) < 0.0f ? 1u : 0u) << e;
+    unsigned smask[4]; /* bit e: coordinate 16 li + e changes sign in round r */
+    kvtc__lane_signs<D>(c, li, smask);
     const long long stride = (long long)gridDim.x * warps * VPW;
     for (long long v0 = ((long long)blockIdx.x * warps + (threadIdx.x >> 5)) * VPW; v0 < a.n_vectors; v0 += stride) {
         const long long v = v0 + lane / L;
@@ -1630,12 +1638,8 @@ template <int D, int BITS>
 static __device__ __forceinline__ void kvtc__decompress_fast_body(const kvtc__args &a, const kvtc__dc &c, const float *s_cent) {
     constexpr int L = D / 16, VPW = 32 / L;
     const int lane = threadIdx.x & 31, li = lane & (L - 1), warps = blockDim.x >> 5;
-    unsigned smask[4] = {0u, 0u, 0u, 0u}; /* bit e: coordinate 16 li + e changes sign in round r */
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-        if (r < c.rounds)
-#pragma unroll
-            for (int e = 0; e < 16; ++e) smask[r] |= (__ldg(c.signs + r * D + 16 * li + e) < 0.0f ? 1u : 0u) << e;
+    unsigned smask[4]; /* bit e: coordinate 16 li + e changes sign in round r */
+    kvtc__lane_signs<D>(c, li, smask);
     const long long stride = (long long)gridDim.x * warps * VPW;
     for (long long v0 = ((long long)blockIdx.x * warps + (threadIdx.x >> 5)) * VPW; v0 < a.n_vectors; v0 += stride) {
         const long long v = v0 + lane / L;
