@@ -2699,6 +2699,9 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * bytes per token and KV head: D*KB/8 + 2 (K), D*VB/8 + 2 (V); measured bound: instruction issue and
  * latency (half the issue slots busy, bench/RESULTS.md), not HBM bandwidth */
 #define KVTC__TC_NONE (-1e30f) /* running maximum before any token: finite, below every real score */
+#ifndef KVTC__TC_SLACK /* log2 headroom of the reference maximum: weights up to 2^8, far below fp16's 65504 */
+#define KVTC__TC_SLACK 8.0f
+#endif
 template <int D, int KB, int VB, bool SH, int NB>
 __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_attn_tc(const kvtc__attn_args a) {
     static_assert(D == 64 || D == 128 || D == 256, "head_dim");
@@ -2839,25 +2842,36 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
         const float s0[2] = {cur.ok0 ? sf[0] * cur.nk0 : -INFINITY, cur.ok0 ? sf[1] * cur.nk0 : -INFINITY};
         const float s1[2] = {cur.ok1 ? sf[2] * cur.nk1 : -INFINITY, cur.ok1 ? sf[3] * cur.nk1 : -INFINITY};
         const float lv0 = cur.nv0 > 0.0f ? kvtc__lg2(cur.nv0) : -INFINITY, lv1 = cur.nv1 > 0.0f ? kvtc__lg2(cur.nv1) : -INFINITY;
-        /* ---- online softmax with one running maximum per head: m of s + max(log2 n_v, -25), the
-         * exponent of the weights p n_v, which stay <= 1 for fp16. A nonzero fp16 norm is >= 2^-24, so
-         * the terms 2^(s - m) of the sum l stay <= 2^25 (and a zero norm cannot push them up). m starts
-         * at the finite KVTC__TC_NONE, so no exponent is ever -inf - -inf. */
-        float w0[2], w1[2], cv[2];
+        /* ---- online softmax with one reference maximum per head: m of s + max(log2 n_v, -25), the
+         * exponent of the weights p n_v. m moves only when a score passes m + KVTC__TC_SLACK (a vote, no
+         * shuffles; then m becomes the exact maximum and the sums are rescaled), so the fp16 weights stay
+         * <= 2^SLACK. A nonzero fp16 norm is >= 2^-24, so the terms 2^(s - m) of the sum l stay
+         * <= 2^(25 + SLACK) (and a zero norm cannot push them up). m starts at the finite KVTC__TC_NONE,
+         * so no exponent is ever -inf - -inf. */
+        float top[2], w0[2], w1[2];
         bool grow = false;
 #pragma unroll
         for (int jj = 0; jj < 2; ++jj) {
-            const float mv_new = fmaxf(mv[jj], kvtc__max_over_g(fmaxf(s0[jj] + fmaxf(lv0, -25.0f), s1[jj] + fmaxf(lv1, -25.0f))));
-            cv[jj] = kvtc__ex2(mv[jj] - mv_new);
-            l[jj] = l[jj] * cv[jj] + (kvtc__ex2(s0[jj] - mv_new) + kvtc__ex2(s1[jj] - mv_new));
-            grow |= mv_new != mv[jj];
-            mv[jj] = mv_new;
-            w0[jj] = kvtc__ex2(s0[jj] + lv0 - mv_new);
-            w1[jj] = kvtc__ex2(s1[jj] + lv1 - mv_new);
+            top[jj] = fmaxf(s0[jj] + fmaxf(lv0, -25.0f), s1[jj] + fmaxf(lv1, -25.0f));
+            grow |= top[jj] > mv[jj] + KVTC__TC_SLACK;
         }
         if (__any_sync(KVTC__FULL, grow)) { /* a new maximum: rescale (rare after the first tiles) */
+            float cv[2];
+#pragma unroll
+            for (int jj = 0; jj < 2; ++jj) {
+                const float mv_new = fmaxf(mv[jj], kvtc__max_over_g(top[jj]));
+                cv[jj] = kvtc__ex2(mv[jj] - mv_new);
+                l[jj] *= cv[jj];
+                mv[jj] = mv_new;
+            }
 #pragma unroll
             for (int m = 0; m < NS; ++m) acc[m][0] *= cv[0], acc[m][1] *= cv[1], acc[m][2] *= cv[0], acc[m][3] *= cv[1];
+        }
+#pragma unroll
+        for (int jj = 0; jj < 2; ++jj) {
+            l[jj] += kvtc__ex2(s0[jj] - mv[jj]) + kvtc__ex2(s1[jj] - mv[jj]);
+            w0[jj] = kvtc__ex2(s0[jj] + lv0 - mv[jj]);
+            w1[jj] = kvtc__ex2(s1[jj] + lv1 - mv[jj]);
         }
         /* ---- O'^T += V^T P^T: P^T's B fragment is the transpose of the weights' C layout. V^T's A fragment
          * pairs two tokens at one coordinate: the codes of rows (2t, 2t + 1) and (2t + 8, 2t + 9) are
