@@ -2682,16 +2682,17 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * (q' - hi), so one mma scores 4 heads to fp32 accuracy and a shuffle adds the halves (two accumulators
  * per block, so the chain is short); online softmax per head; the weights
  * p * n_v go through movmatrix into the B fragment of O'^T (D x 8) += V^T P^T, D/16 mma.
- * Softmax keeps one running maximum per head, of s + log2(n_v) (the fp16 weights' exponent, so the
- * largest weighted term is 1 whatever the value norms are); the sum L is kept against it too.
+ * Softmax keeps one reference maximum per head, of s + log2(n_v) (the fp16 weights' exponent, so the
+ * weighted terms stay <= 2^KVTC__TC_SLACK whatever the value norms are); the sum L is kept against it too.
  * Coordinates: lane (g, t) holds key coordinates t*D/4 + 4s .. +3 of k-step s and value coordinates
  * g*D/8 + 2m, +1 of m-tile m, so every lane reads whole aligned chunks of each record.
  * smem (kvtc__attn_tc_layout_of): pair tables in rows of 256 bytes (64 KiB for 4 or 8 bits, 4 KiB for 2;
  * keys in the lower halves, values in the upper ones unless SH: K and V share a codebook), the rings
  * (W x 3 x 2.25 KiB at d = 128, 4 bits) in the free upper halves where they fit (kvtc__tc_slots), all
  * reused by the warp merge after the loop, then queries and their fragments.
- * The loop body is 411 SASS instructions per tile at <128,4,4,SH,1> (402 without SH, 448 with two query
- * blocks; 419 with two mma per k-step for every gqa; 475 when a lookup was a byte extract and a mad): a
+ * The loop body is 406 SASS instructions per tile at <128,4,4,SH,1>, 352 of them outside the rare rescale
+ * (396 without SH, 445 with two query blocks; 419 with two mma per k-step for every gqa and an exact
+ * running maximum; 475 when a lookup was a byte extract and a mad): a
  * lookup is one prmt and one ld.shared (kvtc__lut_ofs), the copies use per-lane base pointers and
  * immediate offsets (kvtc__tc_src) that are computed once (kvtc__opaque).
  * regs @ sm_90, CUDA 13.0, 0 spills: d = 128: 120-128 (the cap of 2 blocks of 8 warps); d = 64: 87-111;
@@ -2869,9 +2870,10 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
         }
 #pragma unroll
         for (int jj = 0; jj < 2; ++jj) {
-            l[jj] += kvtc__ex2(s0[jj] - mv[jj]) + kvtc__ex2(s1[jj] - mv[jj]);
-            w0[jj] = kvtc__ex2(s0[jj] + lv0 - mv[jj]);
-            w1[jj] = kvtc__ex2(s1[jj] + lv1 - mv[jj]);
+            const float e0 = kvtc__ex2(s0[jj] - mv[jj]), e1 = kvtc__ex2(s1[jj] - mv[jj]);
+            l[jj] += e0 + e1;
+            w0[jj] = e0 * cur.nv0; /* 2^(s + log2 n_v - m) <= 2^SLACK */
+            w1[jj] = e1 * cur.nv1;
         }
         /* ---- O'^T += V^T P^T: P^T's B fragment is the transpose of the weights' C layout. V^T's A fragment
          * pairs two tokens at one coordinate: the codes of rows (2t, 2t + 1) and (2t + 8, 2t + 9) are
