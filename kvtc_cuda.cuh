@@ -515,6 +515,8 @@ struct kvtc__dc {
     int method, d, bits, mse_bits, norm32, corr, m, gs, rot, rounds, block;
     float fwht_scale;
     float inv2r; /* kvtc__mma_inv2r: 0 = not for kvtc__k_compress_mma */
+    float bscale; /* kvtc__fast8_bscale: 8 bits in kvtc__k_compress_fast, else 0 */
+    int cfast, dfast; /* kvtc__k_compress_fast (kvtc__compress_fast_ok or bscale) and kvtc__k_decompress_fast can run */
 };
 
 struct kvtc__fastdiv { /* n / d for 0 <= n < 2^31 (Granlund and Montgomery 1994, round-up multiplier) */
@@ -934,15 +936,16 @@ __global__ void __launch_bounds__(128, (EPL <= 4 ? 6 : 2)) kvtc__k_compress(cons
 /* >>compress-fast
  * kvtc__k_compress_fast<D>   CPU twin: kvtc_cache_write / kvtc_codec_encode (same bytes)
  * For TQ_MSE with one randomized-Hadamard block of size D = head_dim (64, 128, 256, 512; up to 4 rounds)
- * and an exactly symmetric codebook of 1..4 bits (all of kvtc.h's are): L = D/16 lanes per vector, lane
- * li of a vector holding coordinates 16 li .. 16 li + 15, 32/L vectors per warp, grid-stride loop.
+ * and an exactly symmetric codebook of 1..4 or 8 bits (all of kvtc.h's are): L = D/16 lanes per vector,
+ * lane li of a vector holding coordinates 16 li .. 16 li + 15, 32/L vectors per warp, grid-stride loop.
  * Sums of squares run as kvtc.h's chunk tree (a lane's 16 in order, then xor shuffles); the FWHT does
  * its stages h = 1..8 in registers and h = 16..D/2 by shuffles, each butterfly as the CPU computes it;
  * a coordinate's cell comes from a branch-free binary search over the 2^(bits-1) - 1 positive
- * boundaries in registers (the symmetric codebook gives the negative side; y <= 0 searches with the next
+ * boundaries in registers, or at 8 bits from a bucket table in shared memory and one comparison
+ * (kvtc__fast8_bscale) (the symmetric codebook gives the negative side; y <= 0 searches with the next
  * float up, so ties go down exactly as in kvtc.h); codes leave as one 2*bits-byte store per lane.
  * grid (min(vectors / vectors per block, 2048), 1 or 2 tensors), block 256; bits switch per tensor at run time.
- * every D: 128 regs, 40-byte stack, 36 bytes of spills @ sm_90, CUDA 13.0 (2 blocks/SM); measured bound:
+ * every D: 128 regs, 48-byte stack, 48 bytes of spills @ sm_90, CUDA 13.0 (2 blocks/SM); measured bound:
  * latency and the ALU pipe, not HBM (bench/RESULTS.md). bytes per vector: 2 D in (fp16), D bits/8 + 2 out */
 /* The bits a TQ slot stores for norm `want` (fp16 or fp32; 0 for a blank slot) and whether the slot is blank:
  * the input was non-finite or zero, or the norm overflows its type (*range). */
@@ -1004,13 +1007,15 @@ static __device__ __forceinline__ void kvtc__lane_signs(const kvtc__dc &c, int l
     }
 }
 
+#define KVTC__FAST_BUCKETS 1024u /* 8-bit cells in kvtc__k_compress_fast (kvtc__fast8_bscale) */
 template <int D, int BITS>
-static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args &a, const kvtc__dc &c, const float *s_mag) {
+static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args &a, const kvtc__dc &c, const float *s_mag,
+                                                                const uint2 *s_bkt) {
     constexpr int L = D / 16, VPW = 32 / L, M = 1 << (BITS - 1);
     const int lane = threadIdx.x & 31, li = lane & (L - 1), warps = blockDim.x >> 5;
-    float P[M > 1 ? M - 1 : 1]; /* positive boundaries b[M], .., b[2M - 2]; b[M - 1] is 0 */
+    float P[BITS <= 4 && M > 1 ? M - 1 : 1]; /* 1-4 bits: positive boundaries b[M], .., b[2M - 2]; b[M - 1] is 0 */
 #pragma unroll
-    for (int j = 0; j < M - 1; ++j) P[j] = __ldg(c.bnd + M + j);
+    for (int j = 0; j < (BITS <= 4 ? M - 1 : 0); ++j) P[j] = __ldg(c.bnd + M + j);
     unsigned smask[4]; /* bit e: coordinate 16 li + e changes sign in round r */
     kvtc__lane_signs<D>(c, li, smask);
     const long long stride = (long long)gridDim.x * warps * VPW;
@@ -1116,6 +1121,10 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
                 const float t3 = c1 ? (c2 ? P[6] : P[4]) : (c2 ? P[2] : P[0]);
                 mag = 4 * c1 + 2 * c2 + (av > t3);
             }
+            if (M == 128) { /* av's bucket holds the count of boundaries below it and at most one boundary */
+                const uint2 bk = s_bkt[min(__float2uint_rz(__fmul_rn(av, c.bscale)), KVTC__FAST_BUCKETS - 1u)];
+                mag = (int)bk.y + (av > __uint_as_float(bk.x));
+            }
             idx[e] = pos ? (unsigned)(M + mag) : (unsigned)(M - 1 - mag);
             if (c.corr > 0) {
                 const float cm = s_mag[mag];
@@ -1134,6 +1143,13 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
         unsigned char *pg = (unsigned char *)c.y + page * (long long)c.page_bytes;
         if (li == 0) kvtc__put_norm_bits(c, pg, off, nbits);
         unsigned char *cp = pg + c.off_codes + (size_t)off * c.code_bytes + 2 * BITS * li;
+        if (BITS == 8) {
+            unsigned w[4] = {0u, 0u, 0u, 0u};
+#pragma unroll
+            for (int e = 0; e < 16; ++e) w[e >> 2] |= idx[e] << (8 * (e & 3));
+            *(uint4 *)cp = blank ? make_uint4(0u, 0u, 0u, 0u) : make_uint4(w[0], w[1], w[2], w[3]);
+            continue;
+        }
         unsigned long long bits = 0;
 #pragma unroll
         for (int e = 0; e < 16; ++e) bits |= (unsigned long long)idx[e] << (BITS * e);
@@ -1150,25 +1166,39 @@ static __device__ __forceinline__ void kvtc__compress_fast_body(const kvtc__args
 
 template <int D>
 __global__ void __launch_bounds__(256) kvtc__k_compress_fast(const kvtc__args a) {
-    __shared__ float s_mag[8]; /* centroid magnitudes c[M + j] */
+    __shared__ float s_mag[128];                   /* centroid magnitudes c[M + j] */
+    __shared__ uint2 s_bkt[KVTC__FAST_BUCKETS]; /* 8 bits: {boundary bits (none: +inf), boundaries below} */
+    __shared__ unsigned s_pb[128];                 /* 8 bits: the positive boundaries' buckets */
     const kvtc__dc &c = a.t[blockIdx.y];
     const int M = 1 << (c.mse_bits - 1);
     if (threadIdx.x < M) s_mag[threadIdx.x] = __ldg(c.cent + M + threadIdx.x);
+    if (c.mse_bits == 8) { /* bucket k of av: [k, k + 1) / bscale (kvtc__fast8_bscale) */
+        if (threadIdx.x < M - 1) s_pb[threadIdx.x] = __float2uint_rz(__fmul_rn(__ldg(c.bnd + M + threadIdx.x), c.bscale));
+        __syncthreads();
+        for (unsigned k = threadIdx.x; k < KVTC__FAST_BUCKETS; k += blockDim.x) {
+            unsigned lo = 0; /* boundaries in lower buckets: a binary search over the sorted s_pb[0 .. 126] */
+#pragma unroll
+            for (unsigned step = 64; step > 0; step >>= 1) lo += lo + step - 1 < 127u && s_pb[lo + step - 1] < k ? step : 0u;
+            s_bkt[k] = make_uint2(lo < 127u && s_pb[lo] == k ? __float_as_uint(__ldg(c.bnd + M + lo)) : 0x7f800000u, lo);
+        }
+    }
     __syncthreads();
     switch (c.mse_bits) {
-    case 1: kvtc__compress_fast_body<D, 1>(a, c, s_mag); break;
-    case 2: kvtc__compress_fast_body<D, 2>(a, c, s_mag); break;
-    case 3: kvtc__compress_fast_body<D, 3>(a, c, s_mag); break;
-    default: kvtc__compress_fast_body<D, 4>(a, c, s_mag); break;
+    case 1: kvtc__compress_fast_body<D, 1>(a, c, s_mag, s_bkt); break;
+    case 2: kvtc__compress_fast_body<D, 2>(a, c, s_mag, s_bkt); break;
+    case 3: kvtc__compress_fast_body<D, 3>(a, c, s_mag, s_bkt); break;
+    case 8: kvtc__compress_fast_body<D, 8>(a, c, s_mag, s_bkt); break;
+    default: kvtc__compress_fast_body<D, 4>(a, c, s_mag, s_bkt); break;
     }
 }
 
-/* Whether codec c's compress can run kvtc__k_compress_fast: checked on the host copy of its tables. */
-static int kvtc__compress_fast_ok(const kvtc_codec *c) {
+/* Whether codec c (1-4 bits, or max_bits = 8 for any width up to 8) can run kvtc__k_compress_fast: TQ_MSE,
+ * one Hadamard block over the whole vector, an exactly symmetric codebook; checked on the host copy of its tables. */
+static int kvtc__compress_fast_ok(const kvtc_codec *c, int max_bits = 4) {
     const int d = c->params.head_dim, b = c->mse_bits, nb = (1 << b) - 1;
     int k;
     if (c->params.method != KVTC_METHOD_TQ_MSE || c->params.rotation != KVTC_ROTATION_HADAMARD || c->rot.block != d ||
-        c->rot.rounds < 1 || c->rot.rounds > 4 || b < 1 || b > 4 || (d != 64 && d != 128 && d != 256 && d != 512))
+        c->rot.rounds < 1 || c->rot.rounds > 4 || b < 1 || b > max_bits || (d != 64 && d != 128 && d != 256 && d != 512))
         return 0;
     if (c->boundaries[(nb - 1) / 2] != 0.0f) return 0;
     for (k = 0; k < nb; ++k)
@@ -1176,6 +1206,25 @@ static int kvtc__compress_fast_ok(const kvtc_codec *c) {
     for (k = 0; k <= nb; ++k)
         if (c->centroids[k] != -c->centroids[nb - k]) return 0;
     return 1;
+}
+/* 8 bits in kvtc__k_compress_fast: the cell of |y| is found from one of KVTC__FAST_BUCKETS buckets of
+ * [0, 1.0625 b_max) by av * bscale (rounded down), which holds the number of positive boundaries below it and
+ * at most one boundary, so one exact comparison finishes the search. bscale, or 0 when codec c cannot use
+ * it (two positive boundaries would share a bucket); the buckets are computed with the kernel's float ops. */
+static float kvtc__fast8_bscale(const kvtc_codec *c) {
+    const int M = 128;
+    float bs;
+    unsigned prev = 0;
+    int j;
+    if (c->mse_bits != 8 || !kvtc__compress_fast_ok(c, 8)) return 0.0f;
+    bs = (float)(KVTC__FAST_BUCKETS / (1.0625 * (double)c->boundaries[2 * M - 2]));
+    for (j = 0; j < M - 1; ++j) {
+        volatile float v = c->boundaries[M + j] * bs; /* one binary32 product, as __fmul_rn */
+        const unsigned k = (unsigned)v;
+        if (k >= KVTC__FAST_BUCKETS || (j && k == prev)) return 0.0f;
+        prev = k;
+    }
+    return bs;
 }
 
 /* ---- shared device helpers: mma.sync, cp.async, shared loads on 32-bit addresses ---------------------
@@ -1757,6 +1806,9 @@ static kvtc_status kvtc__dc_of(const kvtc_cuda_codec *cc, int block_size, kvtc__
     o->block = c->rot.block;
     o->fwht_scale = (float)(1.0 / sqrt((double)c->rot.block)); /* the CPU's kvtc__fwht_f constant */
     o->inv2r = kvtc__mma_inv2r(c);
+    o->bscale = kvtc__fast8_bscale(c);
+    o->dfast = kvtc__compress_fast_ok(c);
+    o->cfast = o->dfast || o->bscale > 0.0f;
     if (!o->cent || (o->rot == KVTC_ROTATION_HADAMARD && !o->signs) || (o->rot == KVTC_ROTATION_DENSE && !o->mat) ||
         (o->method == KVTC_METHOD_TQ_PROD && !o->qjl_t) || (c->rot.block < c->params.head_dim && o->rot == KVTC_ROTATION_HADAMARD && !o->perm))
         return KVTC_ERR_ARG; /* not initialised by kvtc_cuda_codec_init */
@@ -1784,17 +1836,20 @@ static kvtc_status kvtc__mma_launch(const kvtc__args &a, dim3 grid, cudaStream_t
     return KVTC_OK;
 }
 
-/* fast: every tensor's codec passes kvtc__compress_fast_ok and its input and output are 16-byte aligned;
- * then fp16 and bf16 inputs of at least KVTC__MMA_MIN_VECTORS vectors whose codecs kvtc__mma_inv2r accepts
- * take kvtc__k_compress_mma, the others kvtc__k_compress_fast; decompress takes kvtc__k_decompress_fast */
-static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tensors, bool fast, cudaStream_t stream) {
+/* aligned: every tensor's input and output are 16-byte aligned. Then fp16 and bf16 inputs of at least
+ * KVTC__MMA_MIN_VECTORS vectors whose codecs kvtc__mma_inv2r accepts take kvtc__k_compress_mma; else, where
+ * every codec can (kvtc__dc.cfast, dfast), kvtc__k_compress_fast or kvtc__k_decompress_fast; else the generic
+ * kernels. */
+static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tensors, bool aligned, cudaStream_t stream) {
+    const bool fast = aligned && (compress ? a.t[0].cfast && (n_tensors < 2 || a.t[1].cfast)
+                                           : a.t[0].dfast && (n_tensors < 2 || a.t[1].dfast));
     long long blocks = (a.n_vectors + KVTC__WARPS - 1) / KVTC__WARPS;
     dim3 grid((unsigned)blocks, (unsigned)n_tensors);
     if (a.n_vectors == 0) return KVTC_OK;
     if (a.n_vectors >= 0x7fffffffLL || a.n_slots >= 0x7fffffffLL) return KVTC_ERR_UNSUPPORTED; /* 32-bit indexing */
     a.div_heads = kvtc__fastdiv_of((unsigned)a.n_heads);
     a.div_bs = kvtc__fastdiv_of((unsigned)a.block_size);
-    if (compress && fast && a.n_vectors >= KVTC__MMA_MIN_VECTORS && a.dtype != KVTC_DTYPE_F32 && a.t[0].inv2r > 0.0f &&
+    if (compress && aligned && a.n_vectors >= KVTC__MMA_MIN_VECTORS && a.dtype != KVTC_DTYPE_F32 && a.t[0].inv2r > 0.0f &&
         (n_tensors < 2 || a.t[1].inv2r > 0.0f)) {
         const long long groups = (a.n_vectors + 15) / 16, need = (groups + KVTC__MMA_WARPS - 1) / KVTC__MMA_WARPS;
         int dev = 0, sms = 0;
@@ -1885,9 +1940,7 @@ KVTC_DEF kvtc_status kvtc_cuda_cache_write(const kvtc_cuda_codec *kc, const kvtc
     a.t[1].y = d_v_cache;
     a.status = d_status;
     return kvtc__launch(true, kc->meta.params.head_dim, a, vc ? 2 : 1,
-                        kvtc__compress_fast_ok(&kc->meta) && !(((size_t)d_k | (size_t)d_k_cache) & 15) &&
-                            (!vc || (kvtc__compress_fast_ok(&vc->meta) && !(((size_t)d_v | (size_t)d_v_cache) & 15))),
-                        stream);
+                        !((((size_t)d_k | (size_t)d_k_cache) | (vc ? ((size_t)d_v | (size_t)d_v_cache) : 0)) & 15), stream);
 }
 
 KVTC_DEF kvtc_status kvtc_cuda_cache_read(const kvtc_cuda_codec *c, const kvtc_cache_params *cp,
@@ -1904,8 +1957,7 @@ KVTC_DEF kvtc_status kvtc_cuda_cache_read(const kvtc_cuda_codec *c, const kvtc_c
     if (!d_cache || !d_slot_mapping || !d_out) return KVTC_ERR_NULL;
     a.t[0].cache_in = d_cache;
     a.t[0].y = d_out;
-    return kvtc__launch(false, c->meta.params.head_dim, a, 1,
-                        kvtc__compress_fast_ok(&c->meta) && !(((size_t)d_cache | (size_t)d_out) & 15), stream);
+    return kvtc__launch(false, c->meta.params.head_dim, a, 1, !(((size_t)d_cache | (size_t)d_out) & 15), stream);
 }
 
 /* The flat layout of n vectors is one page of n slots with one head. */
@@ -1939,8 +1991,7 @@ KVTC_DEF kvtc_status kvtc_cuda_encode(const kvtc_cuda_codec *c, const void *d_x,
     a.t[0].x = d_x;
     a.t[0].y = d_out;
     a.status = d_status;
-    return kvtc__launch(true, c->meta.params.head_dim, a, 1,
-                        kvtc__compress_fast_ok(&c->meta) && !(((size_t)d_x | (size_t)d_out) & 15), stream);
+    return kvtc__launch(true, c->meta.params.head_dim, a, 1, !(((size_t)d_x | (size_t)d_out) & 15), stream);
 }
 
 KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in, size_t in_bytes,
@@ -1953,8 +2004,7 @@ KVTC_DEF kvtc_status kvtc_cuda_decode(const kvtc_cuda_codec *c, const void *d_in
     if (x_count < n_vectors * (size_t)c->meta.params.head_dim) return KVTC_ERR_SMALL;
     a.t[0].cache_in = d_in;
     a.t[0].y = d_x;
-    return kvtc__launch(false, c->meta.params.head_dim, a, 1,
-                        kvtc__compress_fast_ok(&c->meta) && !(((size_t)d_in | (size_t)d_x) & 15), stream);
+    return kvtc__launch(false, c->meta.params.head_dim, a, 1, !(((size_t)d_in | (size_t)d_x) & 15), stream);
 }
 
 /* >>attention */

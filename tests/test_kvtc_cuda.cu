@@ -327,6 +327,21 @@ static int test_cache_parity(void) {
                 }
                 ++cases;
             }
+        /* 8-bit keys (kvtc__k_compress_fast's bucket table, bit-exact) beside 4- and 8-bit values at d = 64, 128
+         * and 256, norm correction off, fp32 norms */
+        for (int i = 0; i < 4; ++i) {
+            const int d8 = i == 0 ? 64 : i < 3 ? 128 : 256;
+            kvtc_codec_params kp = params_of(KVTC_METHOD_TQ_MSE, d8, 8, KVTC_ROTATION_HADAMARD, 80 + i);
+            kvtc_codec_params vp = params_of(KVTC_METHOD_TQ_MSE, d8, i == 2 ? 8 : 4, KVTC_ROTATION_HADAMARD, 90 + i);
+            if (i == 1) kp.norm_correction = -1;
+            if (i == 2) kp.norm_type = KVTC_NORM_FP32;
+            if (g_quick && i > 1) continue;
+            if (cache_case(kp, vp, i & 1 ? KVTC_DTYPE_BF16 : KVTC_DTYPE_F16, 2803 + i, 90 + i, &records, &mism) != T_PASS) {
+                printf("  failed: 8-bit keys, d=%d K8/V%d\n", d8, vp.bits);
+                return T_FAIL;
+            }
+            ++cases;
+        }
         kvtc_codec_params m4 = params_of(KVTC_METHOD_TQ_MSE, 128, 4, KVTC_ROTATION_HADAMARD, 70);
         m4.norm_type = KVTC_NORM_FP32;
         if (cache_case(m4, m4, KVTC_DTYPE_BF16, 2801, 16, &records, &mism, 1e20f) != T_PASS) return T_FAIL;
@@ -338,12 +353,12 @@ static int test_cache_parity(void) {
     return T_PASS;
 }
 
-/* Large random parity run: the boundary-tie mismatch rate over 1M vectors. */
-static int test_mismatch_rate_1m(void) {
-    NEED_DEVICE();
-    size_t nv = g_quick ? 4096 : 1u << 20, d = 128, bytes;
+/* Large random parity run at d = 128, `bits` bits: the boundary-tie mismatch rate over 1M vectors. */
+static int mismatch_rate_case(int bits) {
+    const size_t nv = g_quick ? 4096 : 1u << 20, d = 128, cb = d * bits / 8;
+    size_t bytes;
     gcodec g;
-    CHECK(gcodec_make(g, params_of(KVTC_METHOD_TQ_MSE, 128, 4, KVTC_ROTATION_DEFAULT, 77)));
+    CHECK(gcodec_make(g, params_of(KVTC_METHOD_TQ_MSE, 128, bits, KVTC_ROTATION_DEFAULT, 77)));
     std::vector<float> x(nv * d);
     std::vector<unsigned char> xb;
     kvtc_rng r;
@@ -362,15 +377,15 @@ static int test_mismatch_rate_1m(void) {
     /* indices may differ within float rounding of a boundary (ties_only checks each); the norm (with its
      * correction, a function of the cells) must then be identical wherever the cells are */
     long long idx_diff = 0, norm_diff = 0, tie_vectors = 0, ties = 0;
+    std::vector<uint16_t> ic(d), ig(d);
     for (size_t v = 0; v < nv; ++v) {
-        const bool cells_same = memcmp(&cpu[v * 64], &gpu[v * 64], 64) == 0;
-        for (size_t j = 0; j < d / 2; ++j) {
-            unsigned char a = cpu[v * 64 + j], b = gpu[v * 64 + j];
-            idx_diff += ((a & 15) != (b & 15)) + ((a >> 4) != (b >> 4));
-        }
+        const bool cells_same = memcmp(&cpu[v * cb], &gpu[v * cb], cb) == 0;
         if (!cells_same) {
+            CHECK_OK(kvtc_unpack(&cpu[v * cb], cb, d, bits, ic.data(), d));
+            CHECK_OK(kvtc_unpack(&gpu[v * cb], cb, d, bits, ig.data(), d));
+            for (size_t j = 0; j < d; ++j) idx_diff += ic[j] != ig[j];
             ++tie_vectors;
-            if (!ties_only(g.host, &x[v * d], &cpu[v * 64], &gpu[v * 64], &ties)) {
+            if (!ties_only(g.host, &x[v * d], &cpu[v * cb], &gpu[v * cb], &ties)) {
                 printf("  vector %zu: cells differ beyond a boundary tie\n", v);
                 return T_FAIL;
             }
@@ -380,9 +395,9 @@ static int test_mismatch_rate_1m(void) {
                    kvtc_f16_to_f32((uint16_t)(cpu[l.scales + v * 2] | cpu[l.scales + v * 2 + 1] << 8)),
                    kvtc_f16_to_f32((uint16_t)(gpu[l.scales + v * 2] | gpu[l.scales + v * 2 + 1] << 8)));
     }
-    printf("  %zu vectors: %lld of %zu indices differ (rate %.2g), all one cell off within 1e-6 of the boundary, in "
-           "%lld vectors; %lld norms differ where the cells agree\n", nv, idx_diff, nv * d, (double)idx_diff / (nv * d),
-           tie_vectors, norm_diff);
+    printf("  %d bits, %zu vectors: %lld of %zu indices differ (rate %.2g), all one cell off within 1e-6 of the boundary, "
+           "in %lld vectors; %lld norms differ where the cells agree\n", bits, nv, idx_diff, nv * d,
+           (double)idx_diff / (nv * d), tie_vectors, norm_diff);
     CHECK(ties == idx_diff);
     CHECK((double)idx_diff / (nv * d) < 1e-5);
     CHECK(norm_diff == 0);
@@ -400,6 +415,10 @@ static int test_mismatch_rate_1m(void) {
     printf("  decode: worst relative difference %.3g\n", worst);
     CHECK(worst < 1e-5);
     return T_PASS;
+}
+static int test_mismatch_rate_1m(void) {
+    NEED_DEVICE();
+    return mismatch_rate_case(4) == T_PASS && mismatch_rate_case(8) == T_PASS ? T_PASS : T_FAIL;
 }
 
 static int test_edge_flags(void) {
