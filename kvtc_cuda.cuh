@@ -1274,7 +1274,8 @@ static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.
 /* >>compress-mma
  * kvtc__k_compress_mma<D, BF>   CPU twin: kvtc_cache_write / kvtc_codec_encode
  * fp16 (BF false) or bf16 input, D = 64, 128 or 256, TQ_MSE with one Hadamard round over the whole
- * vector, 1-4 bits, a codebook that kvtc__mma_inv2r accepts. A warp takes 16 vectors at a time;
+ * vector, 1-4 bits, a codebook that kvtc__mma_inv2r accepts. A warp takes 16 vectors at a time (a group:
+ * kvtc__mma_group);
  * cp.async brings them (16 rows of 2D bytes, the 16-byte pieces XOR-swizzled so the reads below are
  * free of bank conflicts) into a ring of KVTC__MMA_STAGES stages per warp. With g = lane / 4, t = lane
  * % 4, lane (g, t) owns rows g and g + 8, coordinates [W t, W t + W), W = D / 4: whole chunks of kvtc.h's
@@ -1417,27 +1418,50 @@ static __device__ __noinline__ void kvtc__mma_careful(const unsigned (&xw)[2][D 
     }
 }
 
-/* cp.async of group grp's 16 rows (vectors 16 grp ..) into stage `stage` of this warp's ring, zeros past
- * the last vector; one commit group even when there is nothing to copy */
+/* Group grp of kvtc__k_compress_mma: its first vector v0, the step between its rows' vectors, and its rows
+ * (16, fewer in a last group). At d = 128 a group is 16 consecutive tokens of one head (tokens 16 (grp /
+ * n_heads) .., head grp % n_heads), so its records fill one page's slots in order; at d = 64 and 256, 16
+ * consecutive vectors. H100, 1M vectors, 4 bits (bench/RESULTS.md, 2026-12-07 07:20): head-major 212 -> 191
+ * us at d = 128 (same run), but 124 us at d = 64 and 436 at d = 256, against 115 and 410 vector-major (05:28). */
+template <int D>
+static __device__ __forceinline__ long long kvtc__mma_groups(const kvtc__args &a) {
+    if (D == 128) return ((a.n_vectors / a.n_heads + 15) >> 4) * a.n_heads;
+    return (a.n_vectors + 15) >> 4;
+}
+template <int D>
+static __device__ __forceinline__ void kvtc__mma_group(const kvtc__args &a, long long grp, long long *v0, long long *step,
+                                                       int *rows) {
+    if (D == 128) {
+        const unsigned tb = kvtc__div((unsigned)grp, a.div_heads), h = (unsigned)grp - tb * (unsigned)a.n_heads;
+        const long long left = a.n_vectors / a.n_heads - 16ll * tb;
+        *v0 = 16ll * tb * a.n_heads + h, *step = a.n_heads, *rows = left < 16 ? (int)left : 16;
+    } else {
+        const long long left = a.n_vectors - grp * 16;
+        *v0 = grp * 16, *step = 1, *rows = left < 16 ? (int)left : 16;
+    }
+}
+/* cp.async of group grp's rows into stage `stage` of this warp's ring, zeros past the last row; one commit
+ * group even when there is nothing to copy */
 template <int D>
 static __device__ __forceinline__ void kvtc__mma_issue(const kvtc__args &a, const kvtc__dc &c, unsigned ring,
                                                        long long grp, int stage) {
     constexpr int PR = D / 8; /* pieces per row */
     const int lane = threadIdx.x & 31;
-    if (grp < (a.n_vectors + 15) >> 4) {
-        const long long left = a.n_vectors - grp * 16;
-        const int rows = left < 16 ? (int)left : 16;
-        const unsigned char *x = (const unsigned char *)c.x, *src = x + (grp * 16 + lane / PR) * 2 * D + 16 * (lane % PR);
+    if (grp < kvtc__mma_groups<D>(a)) {
+        long long v0, step;
+        int rows;
+        kvtc__mma_group<D>(a, grp, &v0, &step, &rows);
+        const unsigned char *x = (const unsigned char *)c.x, *src = x + (v0 + (lane / PR) * step) * 2 * D + 16 * (lane % PR);
         const unsigned dst = ring + stage * 32 * D;
         if (rows == 16) /* all but a last partial group */
 #pragma unroll
             for (int j = 0; j < D / 16; ++j)
-                kvtc__cp_async<16>(dst + kvtc__mma_piece<D>((32 / PR) * j + lane / PR, lane % PR), src + (32 / PR) * j * 2 * D);
+                kvtc__cp_async<16>(dst + kvtc__mma_piece<D>((32 / PR) * j + lane / PR, lane % PR), src + (32 / PR) * j * step * 2 * D);
         else
 #pragma unroll
             for (int j = 0; j < D / 16; ++j) {
                 const int r = (32 / PR) * j + lane / PR;
-                kvtc__cp_async16z(dst + kvtc__mma_piece<D>(r, lane % PR), r < rows ? src + (32 / PR) * j * 2 * D : x,
+                kvtc__cp_async16z(dst + kvtc__mma_piece<D>(r, lane % PR), r < rows ? src + (32 / PR) * j * step * 2 * D : x,
                                   r < rows ? 16 : 0);
             }
     }
@@ -1453,19 +1477,20 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
     constexpr int SEG = W * BITS / 8, CW = (SEG + 3) / 4;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const float sq = __fmul_rn(c.inv2r, c.fwht_scale);
-    const long long n_groups = (a.n_vectors + 15) >> 4, gstride = (long long)gridDim.x * KVTC__MMA_WARPS;
+    const long long n_groups = kvtc__mma_groups<D>(a), gstride = (long long)gridDim.x * KVTC__MMA_WARPS;
     const long long grp0 = (long long)blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5);
     int stage = 0;
     for (long long grp = grp0; grp < n_groups; grp += gstride) {
         /* ---- where the rows go (before the wait: the slot loads overlap the copy) */
         bool valid[2], bad[2], nonfinite[2] = {false, false}, zero[2] = {false, false};
-        long long page[2];
-        int off[2], ex[2] = {0, 0};
+        long long page[2], v0, step;
+        int off[2], ex[2] = {0, 0}, rows;
+        kvtc__mma_group<D>(a, grp, &v0, &step, &rows);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            const long long v = grp * 16 + g + 8 * r;
+            const long long v = v0 + (g + 8 * r) * step;
             bad[r] = false;
-            valid[r] = v < a.n_vectors && kvtc__locate_fast(a, (unsigned)v, &page[r], &off[r], &bad[r]);
+            valid[r] = g + 8 * r < rows && kvtc__locate_fast(a, (unsigned)v, &page[r], &off[r], &bad[r]);
         }
         /* ---- this lane's words: xw[r][w] = coordinates W t + 2w, + 1 of row g + 8r */
         unsigned xw[2][WW];
@@ -2410,10 +2435,27 @@ __global__ void __launch_bounds__(128, 4) kvtc__k_attn(const kvtc__attn_args a) 
     kvtc__attn_finish<EPL, 4>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
 }
 
+/* Programmatic dependent launch (sm_90, CUDA Programming Guide, "Programmatic Dependent Launch"): the merge
+ * kernel is launched with cudaLaunchAttributeProgrammaticStreamSerialization, so its blocks may become resident
+ * once every block of the kernel before it has triggered (or exited); griddepcontrol.wait then holds them until
+ * that kernel has completed and its writes are visible. The launch latency leaves the critical path. Both are
+ * no-ops without the attribute, and compiled out below sm_90. */
+static __device__ __forceinline__ void kvtc__pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void kvtc__pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 /* kvtc__k_attn_merge<EPL>: the n_part partials of each query head -> output. grid (n_q_heads, n_seqs), block
- * 32 KVTC__MERGE_WARPS. Warp w sums parts w U .. w U + U - 1, then those NW U further on, ...: the rows of its
- * first U parts are loaded before the parts' largest LSE is known, so the partials are about one L2 round
- * trip away (one warp reading the parts in turn took 4 us at batch 1 / 4K; this, 3). The warps' sums are
+ * 32 KVTC__MERGE_WARPS, launched as a programmatic dependent of the kernel before it (kvtc__pdl_wait; the
+ * tensor-core kernel triggers after its loop). Warp w sums parts w U .. w U + U - 1, then those NW U further
+ * on, ...: the rows of its first U parts are loaded before the parts' largest LSE is known, so the partials
+ * are about one L2 round trip away (one warp reading the parts in turn took 4 us at batch 1 / 4K; this, 3). The warps' sums are
  * added in warp order; warp 0 rotates back and stores. */
 #define KVTC__MERGE_WARPS 4
 template <int EPL>
@@ -2422,6 +2464,7 @@ __global__ void __launch_bounds__(32 * KVTC__MERGE_WARPS) kvtc__k_attn_merge(con
     __shared__ float s_sum[NW][D], s_l[NW];
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, d = a.v.d, n = a.n_part;
     const long long qh = (long long)blockIdx.y * a.n_q_heads + blockIdx.x;
+    kvtc__pdl_wait(); /* the partials are complete and visible */
     const float *lse = a.ws_lse + qh * n, *wo = a.ws_o + qh * n * D + lane;
     float r[U][EPL];
 #pragma unroll
@@ -2800,7 +2843,7 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
 #define KVTC__TC_TOK(j) (t_begin + 16 * (warp + W * (j)))
 #define KVTC__TC_NEXT(j, blk, off) /* tile j's block id and token offset; the iterator moves to tile j + 1 */         \
     do {                                                                                                               \
-        blk = (j) < n_mine ? __ldg(bt + it_blk) : -1;                                                                  \
+        blk = it_blk < (unsigned)a.max_blocks ? __ldg(bt + it_blk) : -1; /* not waiting for n_mine */                 \
         off = 16 * (int)it_tile;                                                                                       \
         it_tile += st_tile, it_blk += st_blk;                                                                          \
         if (it_tile >= tpb) it_tile -= tpb, ++it_blk;                                                                  \
@@ -2943,6 +2986,7 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
         blk_next = blk_after, off_next = off_after;
     }
     kvtc__cp_wait<0>();
+    kvtc__pdl_trigger(); /* the merge kernel's blocks may launch now (they wait for this grid's end) */
 #undef KVTC__TC_ISSUE
 #undef KVTC__TC_NEXT
 #undef KVTC__TC_TOK
@@ -3276,15 +3320,26 @@ KVTC_DEF kvtc_status kvtc_cuda_attn_decode(const kvtc_cuda_codec *kc, const kvtc
             KVTC_CUDA_CHECK(cudaGetLastError());
         }
         if (a.n_part > 1) {
+            void (*merge)(kvtc__attn_args) = nullptr;
+            cudaLaunchConfig_t cfg = {};
+            cudaLaunchAttribute pdl = {};
+            int dev, major;
             switch (epl) {
 #define KVTC__MERGE_CASE(e)                                                                                            \
-    case e:                                                                                                            \
-        kvtc__k_attn_merge<e>                                                                                          \
-            <<<dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs), 32 * KVTC__MERGE_WARPS, 0, stream>>>(a);           \
-        break;
+    case e: merge = kvtc__k_attn_merge<e>; break;
                 KVTC__ATTN_EPL_LIST(KVTC__MERGE_CASE)
 #undef KVTC__MERGE_CASE
             }
+            KVTC_CUDA_CHECK(cudaGetDevice(&dev));
+            KVTC_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+            cfg.gridDim = dim3((unsigned)ap->n_q_heads, (unsigned)ap->n_seqs);
+            cfg.blockDim = dim3(32 * KVTC__MERGE_WARPS);
+            cfg.stream = stream;
+            pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+            pdl.val.programmaticStreamSerializationAllowed = 1;
+            cfg.attrs = &pdl;
+            cfg.numAttrs = major >= 9 ? 1 : 0; /* programmatic dependent launch: sm_90 and later */
+            KVTC_CUDA_CHECK(cudaLaunchKernelEx(&cfg, merge, a));
             KVTC_CUDA_CHECK(cudaGetLastError());
         }
     }
