@@ -2068,6 +2068,20 @@ static __device__ __forceinline__ float kvtc__warp_sumf(float v) {
     return v;
 }
 
+/* Start moving the bytes [p, p + bytes) into L1, one 128-byte line per lane and step, so the loads that
+ * follow hit there: a prologue asks for all its inputs at once instead of one round trip after another. */
+static __device__ __forceinline__ void kvtc__prefetch_l1(const void *p, size_t bytes, int lane) {
+    const unsigned long long end = (unsigned long long)p + bytes;
+    for (unsigned long long at = ((unsigned long long)p & ~127ull) + 128ull * lane; at < end; at += 32ull * 128ull)
+        asm volatile("prefetch.global.L1 [%0];\n" ::"l"(at));
+}
+/* The tables a Hadamard rotation of codec c reads (kvtc__rotate), into L1. */
+static __device__ __forceinline__ void kvtc__prefetch_rotation(const kvtc__dc &c, int lane) {
+    if (c.rot != KVTC_ROTATION_HADAMARD) return;
+    kvtc__prefetch_l1(c.signs, (size_t)c.rounds * c.d * sizeof(float), lane);
+    if (c.perm) kvtc__prefetch_l1(c.perm, (size_t)c.rounds * c.d * sizeof(uint16_t), lane);
+}
+
 /* Rotate row `row` (head_dim floats in shared memory, or `src` of dtype) by
  * codec c forward or back, one warp, into dst (shared or global of dtype). */
 template <int EPL>
@@ -2092,9 +2106,9 @@ static __device__ void kvtc__rotate_row(const kvtc__dc &c, const float *src_f, c
 }
 
 /* The end of both attention kernels: merge the NW warps' partials (max M, sum L, unnormalized rotated
- * output in s_acc [warp][GMAX][D]) in a fixed order, then either rotate back and store the output and LSE,
+ * output in s_acc [warp][GMAX][RS]) in a fixed order, then either rotate back and store the output and LSE,
  * or store this split's normalized partial and LSE (log2 units) for kvtc__k_attn_merge. */
-template <int EPL, int NW>
+template <int EPL, int NW, int RS = EPL * 32> /* RS: row stride of s_acc, floats */
 static __device__ void kvtc__attn_finish(const kvtc__attn_args &a, const float *s_acc, const float *s_ml, float *s_buf,
                                          int G, int h, int b, int split, int warp, int lane) {
     const int D = EPL * 32, d = a.v.d;
@@ -2110,7 +2124,7 @@ static __device__ void kvtc__attn_finish(const kvtc__attn_args &a, const float *
         float *row = s_buf + warp * D; /* this head's rotated output, normalized */
         for (int i = lane; i < D; i += 32) {
             float o = 0.0f;
-            for (int w = 0; w < NW; ++w) o += wgt[w] * s_acc[(w * KVTC__ATTN_GMAX + g) * D + i];
+            for (int w = 0; w < NW; ++w) o += wgt[w] * s_acc[(w * KVTC__ATTN_GMAX + g) * RS + i];
             row[i] = o * inv;
         }
         __syncwarp();
@@ -2464,6 +2478,7 @@ __global__ void __launch_bounds__(32 * KVTC__MERGE_WARPS) kvtc__k_attn_merge(con
     __shared__ float s_sum[NW][D], s_l[NW];
     const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, d = a.v.d, n = a.n_part;
     const long long qh = (long long)blockIdx.y * a.n_q_heads + blockIdx.x;
+    if (warp == 0 && a.v.method != KVTC_METHOD_AFFINE && !a.rotated_output) kvtc__prefetch_rotation(a.v, lane);
     kvtc__pdl_wait(); /* the partials are complete and visible */
     const float *lse = a.ws_lse + qh * n, *wo = a.ws_o + qh * n * D + lane;
     float r[U][EPL];
@@ -2543,9 +2558,12 @@ struct kvtc__pairs {
     static constexpr int entries = B == 8 ? 256 : 1 << (2 * B);
 };
 template <int B>
-static __device__ void kvtc__pairs_fill(unsigned *lut, const float *cent) {
+static __device__ __forceinline__ float kvtc__pairs_mine(const float *cent) { /* this lane's centroid, for kvtc__pairs_fill */
+    return B == 8 ? 0.0f : __ldg(cent + ((threadIdx.x & 31) & ((1 << B) - 1)));
+}
+template <int B>
+static __device__ void kvtc__pairs_fill(unsigned *lut, const float *cent, float mine) {
     /* entries * 8 is a multiple of 32: each warp runs every iteration or none */
-    const float mine = B == 8 ? 0.0f : __ldg(cent + ((threadIdx.x & 31) & ((1 << B) - 1)));
     for (int i = threadIdx.x; i < kvtc__pairs<B>::entries * 8; i += blockDim.x) {
         const int e = i >> 3, mask = (1 << B) - 1;
         const unsigned v = B == 8 ? kvtc__half2_bits(__ldg(cent + e), 0.0f)
@@ -2793,6 +2811,7 @@ static __device__ __forceinline__ float kvtc__max_over_g(float x) { /* over the 
  * bytes per token and KV head: D*KB/8 + 2 (K), D*VB/8 + 2 (V); measured bound: instruction issue and
  * latency (half the issue slots busy, bench/RESULTS.md), not HBM bandwidth */
 #define KVTC__TC_NONE (-1e30f) /* running maximum before any token: finite, below every real score */
+#define KVTC__TC_RS(d) ((d) + 4) /* row stride (floats) of the warps' partials after the loop */
 #ifndef KVTC__TC_SLACK /* log2 headroom of the reference maximum: weights up to 2^8, far below fp16's 65504 */
 #define KVTC__TC_SLACK 8.0f
 #endif
@@ -2823,8 +2842,21 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
     uint2 *s_qf = (uint2 *)(kvtc__smem_tc + a.tc_qf); /* [NB][NS][32]: lane's B fragments {b0, b1} */
     float *s_buf = (float *)(kvtc__smem_tc + a.tc_buf); /* [W][D] rotation scratch */
     float *s_ml = (float *)(kvtc__smem_tc + a.tc_ml);   /* [W][8][2] per-warp max, sum */
-    float *s_acc = (float *)kvtc__smem_tc;              /* [W][8][D] after the loop, over the tables and rings */
+    float *s_acc = (float *)kvtc__smem_tc;              /* [W][8][KVTC__TC_RS(D)] after the loop, over the tables and rings */
 
+    /* Every global input of the prologue is loaded before any of them is used: the codebooks, this warp's
+     * first query head and the rotation's signs here, the context length and block table below (read in
+     * turn, one round trip after another, they took 3.4 us at batch 1 / 4K) */
+    const float kmine = kvtc__pairs_mine<KB>(a.k.cent), vmine = SH ? 0.0f : kvtc__pairs_mine<VB>(a.v.cent);
+    const long long q0 = (long long)b * a.n_q_heads + (long long)h * G; /* the group's first query head */
+    const bool one_round = a.k.rot == KVTC_ROTATION_HADAMARD && a.k.rounds == 1 && !a.k.perm; /* P = H S */
+    float qx[EPL], qs[EPL];
+#pragma unroll
+    for (int p = 0; p < EPL; ++p) {
+        qx[p] = warp < G ? kvtc__load(a.q, (q0 + warp) * D + p * 32 + lane, a.q_dtype) : 0.0f;
+        qs[p] = one_round ? __ldg(a.k.signs + p * 32 + lane) : 0.0f;
+    }
+    if (warp == 0 && a.n_part == 1 && !a.rotated_output) kvtc__prefetch_rotation(a.v, lane); /* kvtc__attn_finish */
     const int len = min(max(a.context_lens[b], 0), a.max_blocks * a.block_size);
     const int t_begin = split * a.blocks_per_split * a.block_size;
     const int t_end = min(len, t_begin + a.blocks_per_split * a.block_size);
@@ -2861,18 +2893,22 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
         KVTC__TC_ISSUE(j, blk, off, smem_s + j * slots.stage);
     }
 
-    kvtc__pairs_fill<KB>((unsigned *)kvtc__smem_tc, a.k.cent);
-    if (!SH) kvtc__pairs_fill<VB>((unsigned *)(kvtc__smem_tc + 128), a.v.cent);
+    kvtc__pairs_fill<KB>((unsigned *)kvtc__smem_tc, a.k.cent, kmine);
+    if (!SH) kvtc__pairs_fill<VB>((unsigned *)(kvtc__smem_tc + 128), a.v.cent, vmine);
     /* q' = P_k q * scale * log2(e) for each head of the group; heads G..7 are zero */
     for (int gq = warp; gq < 8; gq += W) {
-        if (gq < G) {
-            const long long qoff = ((long long)b * a.n_q_heads + (long long)h * G + gq) * D;
-            const char *qbase = (const char *)a.q + qoff * (a.q_dtype == KVTC_DTYPE_F32 ? 4 : 2);
-            kvtc__rotate_row<EPL>(a.k, nullptr, qbase, a.q_dtype, false, s_buf + warp * D, a.scale_log2, s_q + gq * D,
-                                  nullptr, 0, lane);
-        } else {
-            for (int i = lane; i < D; i += 32) s_q[gq * D + i] = 0.0f;
+        if (gq != warp) /* a second head of this warp (gqa > warps) */
+#pragma unroll
+            for (int p = 0; p < EPL; ++p) qx[p] = gq < G ? kvtc__load(a.q, (q0 + gq) * D + p * 32 + lane, a.q_dtype) : 0.0f;
+        if (gq < G && one_round) { /* kvtc__rotate's forward Hadamard round with the signs loaded above */
+#pragma unroll
+            for (int p = 0; p < EPL; ++p) qx[p] = __fmul_rn(qx[p], qs[p]);
+            kvtc__fwht<EPL>(qx, a.k.block, a.k.fwht_scale, lane);
+        } else if (gq < G) {
+            kvtc__rotate<EPL>(a.k, qx, s_buf + warp * D, lane, false);
         }
+#pragma unroll
+        for (int p = 0; p < EPL; ++p) s_q[gq * D + p * 32 + lane] = qx[p] * a.scale_log2;
     }
     __syncthreads();
     /* B fragments of Q'^T, block nb, k-step s: column n is head 4 nb + n % 4, its hi part for n < 4, else its
@@ -2998,18 +3034,21 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
         l[jj] += __shfl_xor_sync(KVTC__FULL, l[jj], 16);
     }
     __syncthreads(); /* tables and rings are done with: the merge area overlays them */
-    float *w_acc = s_acc + (warp * KVTC__ATTN_GMAX + 2 * t) * D + g * (D / 8);
+    /* rows of KVTC__TC_RS floats: lane (g, t) stores coordinates g D/8 + 2m .. + 3 of heads 2t and 2t + 1
+     * as 16-byte words, at most two lanes of a quarter warp on one bank (rows of D floats and 4-byte
+     * stores put 16 lanes on one bank) */
+    float *w_acc = s_acc + (warp * KVTC__ATTN_GMAX + 2 * t) * KVTC__TC_RS(D) + g * (D / 8);
 #pragma unroll
-    for (int m = 0; m < NS; ++m) {
-        w_acc[2 * m] = acc[m][0], w_acc[D + 2 * m] = acc[m][1];
-        w_acc[2 * m + 1] = acc[m][2], w_acc[D + 2 * m + 1] = acc[m][3];
+    for (int m = 0; m < NS; m += 2) {
+        *(float4 *)(w_acc + 2 * m) = make_float4(acc[m][0], acc[m][2], acc[m + 1][0], acc[m + 1][2]);
+        *(float4 *)(w_acc + KVTC__TC_RS(D) + 2 * m) = make_float4(acc[m][1], acc[m][3], acc[m + 1][1], acc[m + 1][3]);
     }
     if (g == 0)
 #pragma unroll
         for (int jj = 0; jj < 2; ++jj)
             s_ml[(warp * KVTC__ATTN_GMAX + 2 * t + jj) * 2] = mv[jj], s_ml[(warp * KVTC__ATTN_GMAX + 2 * t + jj) * 2 + 1] = l[jj];
     __syncthreads();
-    kvtc__attn_finish<EPL, W>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
+    kvtc__attn_finish<EPL, W, KVTC__TC_RS(D)>(a, s_acc, s_ml, s_buf, G, h, b, split, warp, lane);
 }
 
 /* The tensor-core kernels built: (head_dim, key bits, value bits). */
@@ -3086,7 +3125,7 @@ static kvtc__attn_tc_layout kvtc__attn_tc_layout_of(int d, int kb, int vb, int s
     const unsigned tables = 256u * (unsigned)kvtc__tc_rows(kb, vb);
     const int w = KVTC__TC_W(d), outside = w - kvtc__tc_hole_warps(d, kb, vb, share, w, KVTC__TC_STAGES);
     const unsigned front = tables + (unsigned)(outside * KVTC__TC_STAGES * kvtc__tc_stage_bytes(d, kb, vb));
-    const unsigned merge = (unsigned)w * KVTC__ATTN_GMAX * d * 4u;
+    const unsigned merge = (unsigned)w * KVTC__ATTN_GMAX * KVTC__TC_RS(d) * 4u;
     l.klut = 0u, l.vlut = share ? 0u : 128u;
     l.ring = tables;
     l.q = ((front > merge ? front : merge) + 15u) & ~15u;
