@@ -2885,13 +2885,13 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
         if ((j) < n_mine) kvtc__tc_issue<D, KB, VB>(a, src, blk, off, lane, sb, slots);                                \
         kvtc__cp_commit();                                                                                             \
     } while (0)
-    /* the first tiles' bytes start moving before the tables and queries are set up */
+    /* the first NST tiles' block ids are read before the context length is used (no branch between the
+     * loads), and the first tiles' bytes start moving before the tables and queries are set up */
+    int blk0[NST], off0[NST];
 #pragma unroll
-    for (int j = 0; j < NST - 1; ++j) {
-        int blk, off;
-        KVTC__TC_NEXT(j, blk, off);
-        KVTC__TC_ISSUE(j, blk, off, smem_s + j * slots.stage);
-    }
+    for (int j = 0; j < NST; ++j) KVTC__TC_NEXT(j, blk0[j], off0[j]);
+#pragma unroll
+    for (int j = 0; j < NST - 1; ++j) KVTC__TC_ISSUE(j, blk0[j], off0[j], smem_s + j * slots.stage);
 
     kvtc__pairs_fill<KB>((unsigned *)kvtc__smem_tc, a.k.cent, kmine);
     if (!SH) kvtc__pairs_fill<VB>((unsigned *)(kvtc__smem_tc + 128), a.v.cent, vmine);
@@ -2930,8 +2930,7 @@ __global__ void __launch_bounds__(32 * KVTC__TC_W(D), KVTC__TC_MINB(D)) kvtc__k_
     float mv[2] = {KVTC__TC_NONE, KVTC__TC_NONE}, l[2] = {0.0f, 0.0f}, acc[NS][4];
 #pragma unroll
     for (int m = 0; m < NS; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.0f;
-    int blk_next, off_next; /* block ids are read one iteration before their tile is issued */
-    KVTC__TC_NEXT(NST - 1, blk_next, off_next);
+    int blk_next = blk0[NST - 1], off_next = off0[NST - 1]; /* block ids are read one iteration before their tile is issued */
     /* stage offsets: tile j is read from stage j % NST, and tile j + NST - 1 refills the one read before */
     unsigned rd = 0u, wr = (NST - 1) * slots.stage;
     const unsigned ring_bytes = NST * slots.stage;
