@@ -1880,7 +1880,8 @@ static kvtc_status kvtc__launch(bool compress, int d, kvtc__args &a, int n_tenso
         int dev = 0, sms = 0;
         KVTC_CUDA_CHECK(cudaGetDevice(&dev));
         KVTC_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-        const dim3 mgrid((unsigned)(need < 4LL * sms ? need : 4LL * sms), (unsigned)n_tensors);
+        const long long per_sm = (d <= 128 ? KVTC__MMA_SM_WARPS : 8) / KVTC__MMA_WARPS; /* its launch bounds */
+        const dim3 mgrid((unsigned)(need < per_sm * sms ? need : per_sm * sms), (unsigned)n_tensors);
         const bool bf = a.dtype == KVTC_DTYPE_BF16;
         switch (d) {
         case 64: return bf ? kvtc__mma_launch<64, true>(a, mgrid, stream) : kvtc__mma_launch<64, false>(a, mgrid, stream);
@@ -2068,8 +2069,9 @@ static __device__ __forceinline__ float kvtc__warp_sumf(float v) {
     return v;
 }
 
-/* Start moving the bytes [p, p + bytes) into L1, one 128-byte line per lane and step, so the loads that
- * follow hit there: a prologue asks for all its inputs at once instead of one round trip after another. */
+/* Start moving the bytes [p, p + bytes) into L1, one 128-byte line per lane and step, for loads well after
+ * it (the merge kernel asks before its dependency wait; issued beside the loads it would serve, it did
+ * not help: bench/RESULTS.md, 2026-12-07 08:10-08:50). */
 static __device__ __forceinline__ void kvtc__prefetch_l1(const void *p, size_t bytes, int lane) {
     const unsigned long long end = (unsigned long long)p + bytes;
     for (unsigned long long at = ((unsigned long long)p & ~127ull) + 128ull * lane; at < end; at += 32ull * 128ull)
