@@ -1387,35 +1387,45 @@ static __device__ __forceinline__ float kvtc__mma_sumsq(const unsigned (&w)[D / 
     }
     return kvtc__mma_tree<NQ>(part);
 }
-/* The careful norm of rows whose sum of squares ss[r] is tiny, huge or not finite, as kvtc__compress_fast_body
- * (all lanes call it): non-finite or zero rows are flagged, others rescaled by 2^-ex[r] and summed again. */
+/* The careful norm of a row whose sum of squares ss is tiny, huge or not finite, as kvtc__compress_fast_body
+ * (the row's 4 lanes call it together): a non-finite or zero row is flagged, others rescaled by 2^-ex and
+ * summed again. It reads this lane's words of the row again from the input (row: NULL past the group's last
+ * row, as zeros); taking the registers by reference would put them on the stack every group. */
+struct kvtc__mma_norm {
+    float ss;
+    int ex, nonfinite, zero;
+};
 template <int D, bool BF>
-static __device__ __noinline__ void kvtc__mma_careful(const unsigned (&xw)[2][D / 8], float (&ss)[2], int (&ex)[2],
-                                                      bool (&nonfinite)[2], bool (&zero)[2]) {
+static __device__ __noinline__ kvtc__mma_norm kvtc__mma_careful(const uint4 *row, float ss) {
     constexpr int WW = D / 8;
+    unsigned w[WW];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const bool slow = !(ss[r] >= 1e-30f && ss[r] <= 3e38f);
-        int fin = 1;
-        float mx = 0.0f;
-#pragma unroll
-        for (int w = 0; w < WW; ++w) {
-            const float2 f = kvtc__pair_f32<BF>(xw[r][w]);
-            fin &= isfinite(f.x) && isfinite(f.y);
-            mx = fmaxf(mx, fmaxf(fabsf(f.x), fabsf(f.y)));
-        }
-#pragma unroll
-        for (int o = 1; o < 4; o <<= 1) {
-            fin &= __shfl_xor_sync(KVTC__FULL, fin, o);
-            mx = fmaxf(mx, __shfl_xor_sync(KVTC__FULL, mx, o));
-        }
-        nonfinite[r] = slow && !fin;
-        zero[r] = slow && fin && mx == 0.0f;
-        const bool scale = slow && fin && mx > 0.0f;
-        ex[r] = scale ? ilogbf(mx) : 0;
-        const float s2 = kvtc__mma_sumsq<D, BF, true>(xw[r], ex[r]);
-        ss[r] = scale ? s2 : ss[r];
+    for (int i = 0; i < WW / 4; ++i) {
+        const uint4 q = row ? __ldg(row + i) : make_uint4(0u, 0u, 0u, 0u);
+        w[4 * i] = q.x, w[4 * i + 1] = q.y, w[4 * i + 2] = q.z, w[4 * i + 3] = q.w;
     }
+    const bool slow = !(ss >= 1e-30f && ss <= 3e38f);
+    int fin = 1;
+    float mx = 0.0f;
+#pragma unroll
+    for (int i = 0; i < WW; ++i) {
+        const float2 f = kvtc__pair_f32<BF>(w[i]);
+        fin &= isfinite(f.x) && isfinite(f.y);
+        mx = fmaxf(mx, fmaxf(fabsf(f.x), fabsf(f.y)));
+    }
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+        fin &= __shfl_xor_sync(KVTC__FULL, fin, o);
+        mx = fmaxf(mx, __shfl_xor_sync(KVTC__FULL, mx, o));
+    }
+    kvtc__mma_norm n;
+    const bool scale = slow && fin && mx > 0.0f;
+    n.nonfinite = slow && !fin;
+    n.zero = slow && fin && mx == 0.0f;
+    n.ex = scale ? ilogbf(mx) : 0;
+    const float s2 = kvtc__mma_sumsq<D, BF, true>(w, n.ex);
+    n.ss = scale ? s2 : ss;
+    return n;
 }
 
 /* Group grp of kvtc__k_compress_mma: its first vector v0, the step between its rows' vectors, and its rows
@@ -1482,9 +1492,9 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
     int stage = 0;
     for (long long grp = grp0; grp < n_groups; grp += gstride) {
         /* ---- where the rows go (before the wait: the slot loads overlap the copy) */
-        bool valid[2], bad[2], nonfinite[2] = {false, false}, zero[2] = {false, false};
+        bool valid[2], bad[2];
         long long page[2], v0, step;
-        int off[2], ex[2] = {0, 0}, rows;
+        int off[2], rows;
         kvtc__mma_group<D>(a, grp, &v0, &step, &rows);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
@@ -1509,19 +1519,23 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
         kvtc__mma_issue<D>(a, c, ring, grp + KVTC__MMA_STAGES * gstride, stage);
         stage = stage + 1 == KVTC__MMA_STAGES ? 0 : stage + 1;
         /* ---- norms (kvtc.h's arithmetic and order; the careful path as in kvtc__compress_fast_body) */
-        float ss[2], norm[2], sv[2];
+        kvtc__mma_norm nm[2];
+        float norm[2], sv[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) nm[r] = {kvtc__mma_sumsq<D, BF, false>(xw[r], 0), 0, 0, 0};
+        if (__any_sync(KVTC__FULL, (valid[0] && !(nm[0].ss >= 1e-30f && nm[0].ss <= 3e38f)) ||
+                                       (valid[1] && !(nm[1].ss >= 1e-30f && nm[1].ss <= 3e38f))))
+#pragma unroll
+            for (int r = 0; r < 2; ++r)
+                nm[r] = kvtc__mma_careful<D, BF>(g + 8 * r < rows ? (const uint4 *)((const unsigned char *)c.x +
+                                                                                 (v0 + (g + 8 * r) * step) * 2 * D) + t * (D / 32)
+                                                                  : nullptr,
+                                                 nm[r].ss);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            ss[r] = kvtc__mma_sumsq<D, BF, false>(xw[r], 0);
-        }
-        if (__any_sync(KVTC__FULL, (valid[0] && !(ss[0] >= 1e-30f && ss[0] <= 3e38f)) ||
-                                       (valid[1] && !(ss[1] >= 1e-30f && ss[1] <= 3e38f))))
-            kvtc__mma_careful<D, BF>(xw, ss, ex, nonfinite, zero);
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            norm[r] = __fsqrt_rn(ss[r]);
+            norm[r] = __fsqrt_rn(nm[r].ss);
             sv[r] = __fdiv_rn(sq, norm[r]); /* y = H(s x) is not scaled: sv carries 2^-ex */
-            if (ex[r]) sv[r] = ldexpf(sv[r], -ex[r]), norm[r] = ldexpf(norm[r], ex[r]);
+            if (nm[r].ex) sv[r] = ldexpf(sv[r], -nm[r].ex), norm[r] = ldexpf(norm[r], nm[r].ex);
         }
         /* ---- rotate (mma + butterfly), cells, codes, the centroids' chunk sums */
         unsigned code[2][CW];
@@ -1576,9 +1590,9 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
             float want = norm[r];
             if (c.corr > 0) want = __fdiv_rn(norm[r], __fsqrt_rn(kvtc__mma_tree<NQ>(cpart[r])));
             bool range, blank;
-            const unsigned nbits = kvtc__norm_bits(c, want, nonfinite[r], zero[r], &range, &blank);
-            if (a.status && t == 0 && valid[r] && (nonfinite[r] || range))
-                atomicOr(a.status, nonfinite[r] ? KVTC_CUDA_FLAG_NONFINITE : KVTC_CUDA_FLAG_RANGE);
+            const unsigned nbits = kvtc__norm_bits(c, want, nm[r].nonfinite, nm[r].zero, &range, &blank);
+            if (a.status && t == 0 && valid[r] && (nm[r].nonfinite || range))
+                atomicOr(a.status, nm[r].nonfinite ? KVTC_CUDA_FLAG_NONFINITE : KVTC_CUDA_FLAG_RANGE);
             if (a.status && t == 0 && bad[r]) atomicOr(a.status, KVTC_CUDA_FLAG_BAD_SLOT);
             if (!valid[r]) continue;
             unsigned char *pg = (unsigned char *)c.y + page[r] * (long long)c.page_bytes;
