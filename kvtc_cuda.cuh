@@ -723,17 +723,25 @@ static __device__ __forceinline__ bool kvtc__locate(const kvtc__args &a, int v, 
     return true;
 }
 
-/* kvtc__locate with the launcher's dividers (kvtc__args.div_heads, div_bs), for v < n_vectors */
-static __device__ __forceinline__ bool kvtc__locate_fast(const kvtc__args &a, unsigned v, long long *page, int *off,
-                                                         bool *bad) {
-    const unsigned token = kvtc__div(v, a.div_heads), head = v - token * (unsigned)a.n_heads;
-    const long long s64 = a.slots ? __ldg(a.slots + token) : (long long)token;
+/* kvtc__locate with the launcher's dividers (kvtc__args.div_heads, div_bs), for v < n_vectors, in two steps: the
+ * slot of v's token (a load a caller may issue early), then where the slot puts v */
+static __device__ __forceinline__ long long kvtc__slot_fast(const kvtc__args &a, unsigned v) {
+    const unsigned token = kvtc__div(v, a.div_heads);
+    return a.slots ? __ldg(a.slots + token) : (long long)token;
+}
+static __device__ __forceinline__ bool kvtc__place_fast(const kvtc__args &a, unsigned v, long long s64, long long *page,
+                                                        int *off, bool *bad) {
+    const unsigned head = v - kvtc__div(v, a.div_heads) * (unsigned)a.n_heads;
     *bad = s64 < -1 || s64 >= a.n_slots;
     if (s64 == -1 || *bad) return false;
     const unsigned blk = kvtc__div((unsigned)s64, a.div_bs);
     *page = (long long)blk * a.n_heads + head;
     *off = (int)((unsigned)s64 - blk * (unsigned)a.block_size);
     return true;
+}
+static __device__ __forceinline__ bool kvtc__locate_fast(const kvtc__args &a, unsigned v, long long *page, int *off,
+                                                         bool *bad) {
+    return kvtc__place_fast(a, v, kvtc__slot_fast(a, v), page, off, bad);
 }
 
 /* kvtc__tree_sumsq of kvtc.h for one warp's vector: element p*32 + lane of the vector is x[p] (or, with
@@ -1450,6 +1458,15 @@ static __device__ __forceinline__ void kvtc__mma_group(const kvtc__args &a, long
         *v0 = grp * 16, *step = 1, *rows = left < 16 ? (int)left : 16;
     }
 }
+/* The slots of group grp's rows g and g + 8 (-1: no such row or group), loaded one group ahead of their use */
+template <int D>
+static __device__ __forceinline__ void kvtc__mma_slots(const kvtc__args &a, long long grp, int g, long long (&sl)[2]) {
+    long long v0 = 0, step = 0;
+    int rows = 0;
+    if (grp < kvtc__mma_groups<D>(a)) kvtc__mma_group<D>(a, grp, &v0, &step, &rows);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) sl[r] = g + 8 * r < rows ? kvtc__slot_fast(a, (unsigned)(v0 + (g + 8 * r) * step)) : -1;
+}
 /* cp.async of group grp's rows into stage `stage` of this warp's ring, zeros past the last row; one commit
  * group even when there is nothing to copy */
 template <int D>
@@ -1490,18 +1507,20 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
     const long long n_groups = kvtc__mma_groups<D>(a), gstride = (long long)gridDim.x * KVTC__MMA_WARPS;
     const long long grp0 = (long long)blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5);
     int stage = 0;
+    long long sl[2];
+    kvtc__mma_slots<D>(a, grp0, g, sl);
     for (long long grp = grp0; grp < n_groups; grp += gstride) {
-        /* ---- where the rows go (before the wait: the slot loads overlap the copy) */
+        /* ---- where the rows go; then the next group's slot loads, which this group's work hides */
         bool valid[2], bad[2];
         long long page[2], v0, step;
         int off[2], rows;
         kvtc__mma_group<D>(a, grp, &v0, &step, &rows);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            const long long v = v0 + (g + 8 * r) * step;
             bad[r] = false;
-            valid[r] = g + 8 * r < rows && kvtc__locate_fast(a, (unsigned)v, &page[r], &off[r], &bad[r]);
+            valid[r] = g + 8 * r < rows && kvtc__place_fast(a, (unsigned)(v0 + (g + 8 * r) * step), sl[r], &page[r], &off[r], &bad[r]);
         }
+        kvtc__mma_slots<D>(a, grp + gstride, g, sl);
         /* ---- this lane's words: xw[r][w] = coordinates W t + 2w, + 1 of row g + 8r */
         unsigned xw[2][WW];
         kvtc__cp_wait<KVTC__MMA_STAGES - 1>();
