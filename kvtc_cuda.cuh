@@ -1288,13 +1288,15 @@ static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.
  * free of bank conflicts) into a ring of KVTC__MMA_STAGES stages per warp. With g = lane / 4, t = lane
  * % 4, lane (g, t) owns rows g and g + 8, coordinates [W t, W t + W), W = D / 4: whole chunks of kvtc.h's
  * sum tree, so the norm and the centroid sum add in kvtc.h's order.
- * Rotation: H_D(s x) in one pass. Split a coordinate's bits into inner {0, log2(W/2), log2 W,
- * log2 W + 1} and outer {1 .. log2(W/2) - 1}: H_D = H_{D/16} (outer) x H_16 (inner). The inner part is
- * one m16n8k16 mma per outer block I and 8 outputs: A = the raw fp16/bf16 pairs (a lane's k-slots
- * {2t, 2t+1, 2t+8, 2t+9} are its own coordinates W t + {0, 1, W/2, W/2 + 1} + 2 I), B = +-1 with the
- * signs folded in, exact; the outer part is an in-register butterfly over the D/16 accumulators. The
- * outputs land on the same lanes' coordinates [W t, W t + W) (c0, c1 of n-tile n: W t + (W/2) n + 2 J
- * + {0, 1}).
+ * Rotation: H_D(s x) in one pass. A coordinate W t + 8 i + e (i < D / 32, e < 8) has inner bits {bit 0 of
+ * e, bit 2 of e, t} and outer bits {bit 1 of e, i}: H_D = H_16 (inner) x H_{D/16} (outer). The inner part is
+ * one m16n8k16 mma per (i, n-tile) and vector row (g, then g + 8), whose A fragment is the row's 16-byte
+ * piece i as loaded, no moves: a0 = (c0, c1) and a2 = (c4, c5) are M-row g, a1 = (c2, c3) and a3 = (c6, c7)
+ * M-row g + 8, each at k-slots {2t, 2t+1, 2t+8, 2t+9}. B = +-1 with the signs of the M-row-g coordinates
+ * folded in, exact; the words of M-row g + 8 first change the signs where their coordinates' signs differ
+ * from those two below (msk). Outputs: n-tile nt, column 2t + e' is coordinate bits t, 4 nt + e'. The outer
+ * part is in-register butterflies: M-row g against g + 8 (bit 1), then over i. A lane ends with its
+ * coordinates [W t, W t + W) of the row, output 8 i + 4 nt + 2 b1 + e' of its chunk.
  * Cells: s = sat(y sv + 1/2) with sv = fwht_scale / (2 R |x|) puts the codebook's boundaries b at
  * b / (2R) + 1/2; round(31 s) picks one of 32 buckets narrower than the least gap between boundaries,
  * and two shuffles give the bucket's boundary (2: none) and the cell below it. Unlike
@@ -1441,55 +1443,62 @@ static __device__ __noinline__ kvtc__mma_norm kvtc__mma_careful(const uint4 *row
  * n_heads) .., head grp % n_heads), so its records fill one page's slots in order; at d = 64 and 256, 16
  * consecutive vectors. H100, 1M vectors, 4 bits (bench/RESULTS.md, 2026-12-07 07:20): head-major 212 -> 191
  * us at d = 128 (same run), but 124 us at d = 64 and 436 at d = 256, against 115 and 410 vector-major (05:28). */
+/* The launch's tokens and groups, computed once per thread (n_vectors < 2^31: 32-bit indices throughout) */
+struct kvtc__mma_geo {
+    unsigned n_tok, n_groups;
+};
 template <int D>
-static __device__ __forceinline__ long long kvtc__mma_groups(const kvtc__args &a) {
-    if (D == 128) return ((a.n_vectors / a.n_heads + 15) >> 4) * a.n_heads;
-    return (a.n_vectors + 15) >> 4;
+static __device__ __forceinline__ kvtc__mma_geo kvtc__mma_geometry(const kvtc__args &a) {
+    kvtc__mma_geo geo;
+    geo.n_tok = (unsigned)a.n_vectors / (unsigned)a.n_heads;
+    geo.n_groups = D == 128 ? ((geo.n_tok + 15) >> 4) * (unsigned)a.n_heads : ((unsigned)a.n_vectors + 15) >> 4;
+    return geo;
 }
 template <int D>
-static __device__ __forceinline__ void kvtc__mma_group(const kvtc__args &a, long long grp, long long *v0, long long *step,
-                                                       int *rows) {
+static __device__ __forceinline__ void kvtc__mma_group(const kvtc__args &a, const kvtc__mma_geo &geo, unsigned grp,
+                                                       unsigned *v0, unsigned *step, int *rows) {
     if (D == 128) {
-        const unsigned tb = kvtc__div((unsigned)grp, a.div_heads), h = (unsigned)grp - tb * (unsigned)a.n_heads;
-        const long long left = a.n_vectors / a.n_heads - 16ll * tb;
-        *v0 = 16ll * tb * a.n_heads + h, *step = a.n_heads, *rows = left < 16 ? (int)left : 16;
+        const unsigned tb = kvtc__div(grp, a.div_heads), h = grp - tb * (unsigned)a.n_heads, left = geo.n_tok - 16 * tb;
+        *v0 = 16 * tb * (unsigned)a.n_heads + h, *step = (unsigned)a.n_heads, *rows = left < 16 ? (int)left : 16;
     } else {
-        const long long left = a.n_vectors - grp * 16;
+        const unsigned left = (unsigned)a.n_vectors - grp * 16;
         *v0 = grp * 16, *step = 1, *rows = left < 16 ? (int)left : 16;
     }
 }
 /* The slots of group grp's rows g and g + 8 (-1: no such row or group), loaded one group ahead of their use */
 template <int D>
-static __device__ __forceinline__ void kvtc__mma_slots(const kvtc__args &a, long long grp, int g, long long (&sl)[2]) {
-    long long v0 = 0, step = 0;
+static __device__ __forceinline__ void kvtc__mma_slots(const kvtc__args &a, const kvtc__mma_geo &geo, unsigned grp, int g,
+                                                       long long (&sl)[2]) {
+    unsigned v0 = 0, step = 0;
     int rows = 0;
-    if (grp < kvtc__mma_groups<D>(a)) kvtc__mma_group<D>(a, grp, &v0, &step, &rows);
+    if (grp < geo.n_groups) kvtc__mma_group<D>(a, geo, grp, &v0, &step, &rows);
 #pragma unroll
-    for (int r = 0; r < 2; ++r) sl[r] = g + 8 * r < rows ? kvtc__slot_fast(a, (unsigned)(v0 + (g + 8 * r) * step)) : -1;
+    for (int r = 0; r < 2; ++r) sl[r] = g + 8 * r < rows ? kvtc__slot_fast(a, v0 + (g + 8 * r) * step) : -1;
 }
 /* cp.async of group grp's rows into stage `stage` of this warp's ring, zeros past the last row; one commit
  * group even when there is nothing to copy */
 template <int D>
-static __device__ __forceinline__ void kvtc__mma_issue(const kvtc__args &a, const kvtc__dc &c, unsigned ring,
-                                                       long long grp, int stage) {
+static __device__ __forceinline__ void kvtc__mma_issue(const kvtc__args &a, const kvtc__dc &c, const kvtc__mma_geo &geo,
+                                                       unsigned ring, unsigned grp, int stage) {
     constexpr int PR = D / 8; /* pieces per row */
     const int lane = threadIdx.x & 31;
-    if (grp < kvtc__mma_groups<D>(a)) {
-        long long v0, step;
+    if (grp < geo.n_groups) {
+        unsigned v0, step;
         int rows;
-        kvtc__mma_group<D>(a, grp, &v0, &step, &rows);
-        const unsigned char *x = (const unsigned char *)c.x, *src = x + (v0 + (lane / PR) * step) * 2 * D + 16 * (lane % PR);
+        kvtc__mma_group<D>(a, geo, grp, &v0, &step, &rows);
+        const unsigned char *x = (const unsigned char *)c.x,
+                            *src = x + (size_t)(v0 + (lane / PR) * step) * (2 * D) + 16 * (lane % PR);
+        const size_t jstep = (size_t)step * (32 / PR) * (2 * D); /* bytes between the rows of consecutive j */
         const unsigned dst = ring + stage * 32 * D;
         if (rows == 16) /* all but a last partial group */
 #pragma unroll
             for (int j = 0; j < D / 16; ++j)
-                kvtc__cp_async<16>(dst + kvtc__mma_piece<D>((32 / PR) * j + lane / PR, lane % PR), src + (32 / PR) * j * step * 2 * D);
+                kvtc__cp_async<16>(dst + kvtc__mma_piece<D>((32 / PR) * j + lane / PR, lane % PR), src + j * jstep);
         else
 #pragma unroll
             for (int j = 0; j < D / 16; ++j) {
                 const int r = (32 / PR) * j + lane / PR;
-                kvtc__cp_async16z(dst + kvtc__mma_piece<D>(r, lane % PR), r < rows ? src + (32 / PR) * j * step * 2 * D : x,
-                                  r < rows ? 16 : 0);
+                kvtc__cp_async16z(dst + kvtc__mma_piece<D>(r, lane % PR), r < rows ? src + j * jstep : x, r < rows ? 16 : 0);
             }
     }
     kvtc__cp_commit();
@@ -1499,28 +1508,29 @@ static __device__ __forceinline__ void kvtc__mma_issue(const kvtc__args &a, cons
  * bucket k's boundary E (2: none) and the number LO of boundaries below it, and centroid CM of cell k. */
 template <int D, int BITS, bool BF>
 static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args &a, const kvtc__dc &c, const uint2 *s_b,
+                                                               const unsigned (&msk)[D / 16], const kvtc__mma_geo &geo,
                                                                unsigned ring, float E, int LO, float CM) {
-    constexpr int NB = D / 16, W = D / 4, WW = D / 8, PL = D / 32, NQ = W / 16, STAGE = 32 * D;
+    constexpr int W = D / 4, WW = D / 8, PL = D / 32, NQ = W / 16, STAGE = 32 * D;
     constexpr int SEG = W * BITS / 8, CW = (SEG + 3) / 4;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const float sq = __fmul_rn(c.inv2r, c.fwht_scale);
-    const long long n_groups = kvtc__mma_groups<D>(a), gstride = (long long)gridDim.x * KVTC__MMA_WARPS;
-    const long long grp0 = (long long)blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5);
+    const unsigned gstride = gridDim.x * KVTC__MMA_WARPS, grp0 = blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5);
     int stage = 0;
     long long sl[2];
-    kvtc__mma_slots<D>(a, grp0, g, sl);
-    for (long long grp = grp0; grp < n_groups; grp += gstride) {
+    kvtc__mma_slots<D>(a, geo, grp0, g, sl);
+    for (unsigned grp = grp0; grp < geo.n_groups; grp += gstride) {
         /* ---- where the rows go; then the next group's slot loads, which this group's work hides */
         bool valid[2], bad[2];
-        long long page[2], v0, step;
+        long long page[2];
+        unsigned v0, step;
         int off[2], rows;
-        kvtc__mma_group<D>(a, grp, &v0, &step, &rows);
+        kvtc__mma_group<D>(a, geo, grp, &v0, &step, &rows);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             bad[r] = false;
-            valid[r] = g + 8 * r < rows && kvtc__place_fast(a, (unsigned)(v0 + (g + 8 * r) * step), sl[r], &page[r], &off[r], &bad[r]);
+            valid[r] = g + 8 * r < rows && kvtc__place_fast(a, v0 + (g + 8 * r) * step, sl[r], &page[r], &off[r], &bad[r]);
         }
-        kvtc__mma_slots<D>(a, grp + gstride, g, sl);
+        kvtc__mma_slots<D>(a, geo, grp + gstride, g, sl);
         /* ---- this lane's words: xw[r][w] = coordinates W t + 2w, + 1 of row g + 8r */
         unsigned xw[2][WW];
         kvtc__cp_wait<KVTC__MMA_STAGES - 1>();
@@ -1535,7 +1545,7 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
                 for (int k = 0; k < 4; ++k) xw[r][4 * i + k] = w4[k];
             }
         __syncwarp();
-        kvtc__mma_issue<D>(a, c, ring, grp + KVTC__MMA_STAGES * gstride, stage);
+        kvtc__mma_issue<D>(a, c, geo, ring, grp + KVTC__MMA_STAGES * gstride, stage);
         stage = stage + 1 == KVTC__MMA_STAGES ? 0 : stage + 1;
         /* ---- norms (kvtc.h's arithmetic and order; the careful path as in kvtc__compress_fast_body) */
         kvtc__mma_norm nm[2];
@@ -1547,7 +1557,7 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
 #pragma unroll
             for (int r = 0; r < 2; ++r)
                 nm[r] = kvtc__mma_careful<D, BF>(g + 8 * r < rows ? (const uint4 *)((const unsigned char *)c.x +
-                                                                                 (v0 + (g + 8 * r) * step) * 2 * D) + t * (D / 32)
+                                                                                 (size_t)(v0 + (g + 8 * r) * step) * (2 * D)) + t * (D / 32)
                                                                   : nullptr,
                                                  nm[r].ss);
 #pragma unroll
@@ -1556,7 +1566,7 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
             sv[r] = __fdiv_rn(sq, norm[r]); /* y = H(s x) is not scaled: sv carries 2^-ex */
             if (nm[r].ex) sv[r] = ldexpf(sv[r], -nm[r].ex), norm[r] = ldexpf(norm[r], nm[r].ex);
         }
-        /* ---- rotate (mma + butterfly), cells, codes, the centroids' chunk sums */
+        /* ---- rotate (mma + butterflies), cells, codes, the centroids' chunk sums, one vector row at a time */
         unsigned code[2][CW];
         float cpart[2][NQ];
 #pragma unroll
@@ -1565,43 +1575,57 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
             for (int k = 0; k < CW; ++k) code[r][k] = 0u;
 #pragma unroll
             for (int q = 0; q < NQ; ++q) cpart[r][q] = 0.0f;
-        }
+            float acc[PL][2][4];
 #pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-            float acc[NB][4];
+            for (int i = 0; i < PL; ++i) {
+                const unsigned f[4] = {xw[r][4 * i], xw[r][4 * i + 1] ^ msk[2 * i], xw[r][4 * i + 2], xw[r][4 * i + 3] ^ msk[2 * i + 1]};
 #pragma unroll
-            for (int I = 0; I < NB; ++I) {
-                const unsigned f[4] = {xw[0][I], xw[1][I], xw[0][NB + I], xw[1][NB + I]};
-                acc[I][0] = acc[I][1] = acc[I][2] = acc[I][3] = 0.0f;
-                kvtc__mma_h<BF>(acc[I], f, s_b[(2 * I + nt) * 32 + lane]);
+                for (int nt = 0; nt < 2; ++nt) {
+                    acc[i][nt][0] = acc[i][nt][1] = acc[i][nt][2] = acc[i][nt][3] = 0.0f;
+                    kvtc__mma_h<BF>(acc[i][nt], f, s_b[(2 * i + nt) * 32 + lane]);
+                }
             }
 #pragma unroll
-            for (int h = 1; h < NB; h <<= 1)
+            for (int i = 0; i < PL; ++i)
 #pragma unroll
-                for (int I = 0; I < NB; ++I)
-                    if (!(I & h))
+                for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-                        for (int q = 0; q < 4; ++q) {
-                            const float p = acc[I][q], m = acc[I + h][q];
-                            acc[I][q] = __fadd_rn(p, m);
-                            acc[I + h][q] = __fsub_rn(p, m);
-                        }
+                    for (int e = 0; e < 2; ++e) { /* bit 1: M-row g (c0, c1) against g + 8 (c2, c3) */
+                        const float p = acc[i][nt][e], m = acc[i][nt][2 + e];
+                        acc[i][nt][e] = __fadd_rn(p, m);
+                        acc[i][nt][2 + e] = __fsub_rn(p, m);
+                    }
 #pragma unroll
-            for (int J = 0; J < NB; ++J)
+            for (int h = 1; h < PL; h <<= 1)
 #pragma unroll
-                for (int q = 0; q < 4; ++q) {
-                    const int r = q >> 1, o = (W / 2) * nt + 2 * J + (q & 1), bit = BITS * o;
-                    const float s = __saturatef(__fmaf_rn(acc[J][q], sv[r], 0.5f));
-                    const int kb = __float_as_int(__fmaf_rn(s, 31.0f, 8388608.0f)); /* low 5 bits: round(31 s) */
-                    const float e = __shfl_sync(KVTC__FULL, E, kb);
-                    /* + (s > e): both are non-negative floats (s >= +0), so their bits compare as integers */
-                    const int idx = __shfl_sync(KVTC__FULL, LO, kb) +
-                                    (int)((unsigned)(__float_as_int(e) - __float_as_int(s)) >> 31);
-                    code[r][bit / 32] += (unsigned)idx << (bit % 32); /* fields are disjoint: one IMAD */
-                    if (bit % 32 + BITS > 32) code[r][bit / 32 + 1] += (unsigned)idx >> (32 - bit % 32);
-                    const float cm = __shfl_sync(KVTC__FULL, CM, idx); /* used with norm correction only */
-                    cpart[r][o / 16] = __fmaf_rn(cm, cm, cpart[r][o / 16]);
-                }
+                for (int i = 0; i < PL; ++i)
+                    if (!(i & h))
+#pragma unroll
+                        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+                            for (int q = 0; q < 4; ++q) {
+                                const float p = acc[i][nt][q], m = acc[i + h][nt][q];
+                                acc[i][nt][q] = __fadd_rn(p, m);
+                                acc[i + h][nt][q] = __fsub_rn(p, m);
+                            }
+#pragma unroll
+            for (int i = 0; i < PL; ++i)
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) {
+                        const int o = 8 * i + 4 * nt + q, bit = BITS * o; /* q = 2 b1 + e' */
+                        const float s = __saturatef(__fmaf_rn(acc[i][nt][q], sv[r], 0.5f));
+                        const int kb = __float_as_int(__fmaf_rn(s, 31.0f, 8388608.0f)); /* low 5 bits: round(31 s) */
+                        const float e = __shfl_sync(KVTC__FULL, E, kb);
+                        /* + (s > e): both are non-negative floats (s >= +0), so their bits compare as integers */
+                        const int idx = __shfl_sync(KVTC__FULL, LO, kb) +
+                                        (int)((unsigned)(__float_as_int(e) - __float_as_int(s)) >> 31);
+                        code[r][bit / 32] += (unsigned)idx << (bit % 32); /* fields are disjoint: one IMAD */
+                        if (bit % 32 + BITS > 32) code[r][bit / 32 + 1] += (unsigned)idx >> (32 - bit % 32);
+                        const float cm = __shfl_sync(KVTC__FULL, CM, idx); /* used with norm correction only */
+                        cpart[r][o / 16] = __fmaf_rn(cm, cm, cpart[r][o / 16]);
+                    }
         }
         /* ---- store: the norm (lane t = 0), then SEG bytes of codes per lane and row */
 #pragma unroll
@@ -1628,38 +1652,54 @@ template <int D, bool BF>
 __global__ void __launch_bounds__(32 * KVTC__MMA_WARPS, (D <= 128 ? KVTC__MMA_SM_WARPS : 8) / KVTC__MMA_WARPS)
     kvtc__k_compress_mma(const kvtc__args a) {
     extern __shared__ __align__(16) unsigned char kvtc__smem_mma[];
-    constexpr int NB = D / 16, W = D / 4;
+    constexpr int PL = D / 32, W = D / 4;
     const kvtc__dc &c = a.t[blockIdx.y];
-    uint2 *s_b = (uint2 *)kvtc__smem_mma; /* B fragments [NB][n-tile][lane]: +-1 x the signs */
-    const unsigned ring = (unsigned)__cvta_generic_to_shared(kvtc__smem_mma + NB * 2 * 32 * 8) +
+    uint2 *s_b = (uint2 *)kvtc__smem_mma; /* B fragments [i][n-tile][lane]: +-1 x the signs */
+    const unsigned ring = (unsigned)__cvta_generic_to_shared(kvtc__smem_mma + PL * 2 * 32 * 8) +
                           (threadIdx.x >> 5) * KVTC__MMA_STAGES * 32 * D;
-    const long long grp0 = (long long)blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5);
+    const kvtc__mma_geo geo = kvtc__mma_geometry<D>(a);
 #pragma unroll
     for (int s = 0; s < KVTC__MMA_STAGES; ++s) /* the first groups' copies overlap the tables' set-up */
-        kvtc__mma_issue<D>(a, c, ring, grp0 + s * (long long)gridDim.x * KVTC__MMA_WARPS, s);
-    constexpr int PER = NB * 2 * 32 / (32 * KVTC__MMA_WARPS); /* entries per thread; their signs load at once */
-    float sg[PER][4];
+        kvtc__mma_issue<D>(a, c, geo, ring, blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5) + s * gridDim.x * KVTC__MMA_WARPS, s);
+    constexpr int PER = PL * 2 * 32 / (32 * KVTC__MMA_WARPS); /* entries per thread; their signs load at once */
+    float sg[PER][4], sm[PL][2][2][2];
 #pragma unroll
     for (int i = 0; i < PER; ++i)
 #pragma unroll
-        for (int q = 0; q < 4; ++q) { /* k-slots 2t, 2t+1, 2t+8, 2t+9: coordinates W t + (W/2)(k >> 3) + 2 I + (k & 1) */
-            const int e = threadIdx.x + 32 * KVTC__MMA_WARPS * i, I = e >> 6, lt = e & 3, k = 2 * lt + (q & 1) + 8 * (q >> 1);
-            sg[i][q] = __ldg(c.signs + W * lt + (W / 2) * (k >> 3) + 2 * I + (k & 1));
+        for (int q = 0; q < 4; ++q) { /* k-slots 2t, 2t+1, 2t+8, 2t+9: coordinates W t + 8 i + {0, 1, 4, 5} */
+            const int e = threadIdx.x + 32 * KVTC__MMA_WARPS * i;
+            sg[i][q] = __ldg(c.signs + W * (e & 3) + 8 * (e >> 6) + (q & 1) + 4 * (q >> 1));
         }
+    const int lane = threadIdx.x & 31, t = lane & 3;
+#pragma unroll
+    for (int i = 0; i < PL; ++i) /* this lane's coordinates W t + 8 i + 4 w + 2 b + h */
+#pragma unroll
+        for (int w = 0; w < 2; ++w)
+#pragma unroll
+            for (int b = 0; b < 2; ++b)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) sm[i][w][b][h] = __ldg(c.signs + W * t + 8 * i + 4 * w + 2 * b + h);
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
-        const int e = threadIdx.x + 32 * KVTC__MMA_WARPS * i, lt = e & 3, j = 8 * ((e >> 5) & 1) + ((e >> 2) & 7);
+        const int e = threadIdx.x + 32 * KVTC__MMA_WARPS * i, lt = e & 3, n = 8 * ((e >> 5) & 1) + ((e >> 2) & 7);
         unsigned h[4];
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
             const int k = 2 * lt + (q & 1) + 8 * (q >> 1);
-            const bool neg = (sg[i][q] < 0.0f) != (bool)(__popc(k & j) & 1);
+            const bool neg = (sg[i][q] < 0.0f) != (bool)(__popc(k & n) & 1);
             h[q] = BF ? (neg ? 0xBF80u : 0x3F80u) : (neg ? 0xBC00u : 0x3C00u);
         }
         s_b[e] = make_uint2(h[0] | h[1] << 16, h[2] | h[3] << 16);
     }
+    unsigned msk[2 * PL]; /* sign bits to flip in the words of M-row g + 8: (c2, c3) and (c6, c7) of piece i */
+#pragma unroll
+    for (int i = 0; i < PL; ++i)
+#pragma unroll
+        for (int w = 0; w < 2; ++w)
+            msk[2 * i + w] = ((sm[i][w][0][0] < 0.0f) != (sm[i][w][1][0] < 0.0f) ? 0x8000u : 0u) |
+                             ((sm[i][w][0][1] < 0.0f) != (sm[i][w][1][1] < 0.0f) ? 0x80000000u : 0u);
     /* lane k's bucket (kvtc__compress_mma_body) from the codebook's nb boundaries */
-    const int nb = (1 << c.mse_bits) - 1, lane = threadIdx.x & 31;
+    const int nb = (1 << c.mse_bits) - 1;
     float E = 2.0f, bnd[15];
     int LO = 0;
 #pragma unroll
@@ -1674,15 +1714,15 @@ __global__ void __launch_bounds__(32 * KVTC__MMA_WARPS, (D <= 128 ? KVTC__MMA_SM
     }
     __syncthreads();
     switch (c.mse_bits) {
-    case 1: kvtc__compress_mma_body<D, 1, BF>(a, c, s_b, ring, E, LO, CM); break;
-    case 2: kvtc__compress_mma_body<D, 2, BF>(a, c, s_b, ring, E, LO, CM); break;
-    case 3: kvtc__compress_mma_body<D, 3, BF>(a, c, s_b, ring, E, LO, CM); break;
-    default: kvtc__compress_mma_body<D, 4, BF>(a, c, s_b, ring, E, LO, CM); break;
+    case 1: kvtc__compress_mma_body<D, 1, BF>(a, c, s_b, msk, geo, ring, E, LO, CM); break;
+    case 2: kvtc__compress_mma_body<D, 2, BF>(a, c, s_b, msk, geo, ring, E, LO, CM); break;
+    case 3: kvtc__compress_mma_body<D, 3, BF>(a, c, s_b, msk, geo, ring, E, LO, CM); break;
+    default: kvtc__compress_mma_body<D, 4, BF>(a, c, s_b, msk, geo, ring, E, LO, CM); break;
     }
 }
 /* dynamic shared memory of kvtc__k_compress_mma<D> */
 static size_t kvtc__mma_smem(int d) {
-    return (size_t)d / 16 * 2 * 32 * 8 + (size_t)KVTC__MMA_WARPS * KVTC__MMA_STAGES * 32 * d;
+    return (size_t)d / 32 * 2 * 32 * 8 + (size_t)KVTC__MMA_WARPS * KVTC__MMA_STAGES * 32 * d;
 }
 
 /* >>decompress
