@@ -724,24 +724,23 @@ static __device__ __forceinline__ bool kvtc__locate(const kvtc__args &a, int v, 
 }
 
 /* kvtc__locate with the launcher's dividers (kvtc__args.div_heads, div_bs), for v < n_vectors, in two steps: the
- * slot of v's token (a load a caller may issue early), then where the slot puts v */
-static __device__ __forceinline__ long long kvtc__slot_fast(const kvtc__args &a, unsigned v) {
-    const unsigned token = kvtc__div(v, a.div_heads);
+ * slot of a token (a load a caller may issue early), then where the slot puts the token's vector of one head */
+static __device__ __forceinline__ long long kvtc__slot_fast(const kvtc__args &a, unsigned token) {
     return a.slots ? __ldg(a.slots + token) : (long long)token;
 }
-static __device__ __forceinline__ bool kvtc__place_fast(const kvtc__args &a, unsigned v, long long s64, long long *page,
+static __device__ __forceinline__ bool kvtc__place_fast(const kvtc__args &a, unsigned head, long long s64, long long *page,
                                                         int *off, bool *bad) {
-    const unsigned head = v - kvtc__div(v, a.div_heads) * (unsigned)a.n_heads;
     *bad = s64 < -1 || s64 >= a.n_slots;
     if (s64 == -1 || *bad) return false;
     const unsigned blk = kvtc__div((unsigned)s64, a.div_bs);
-    *page = (long long)blk * a.n_heads + head;
+    *page = (long long)((unsigned long long)blk * (unsigned)a.n_heads + head);
     *off = (int)((unsigned)s64 - blk * (unsigned)a.block_size);
     return true;
 }
 static __device__ __forceinline__ bool kvtc__locate_fast(const kvtc__args &a, unsigned v, long long *page, int *off,
                                                          bool *bad) {
-    return kvtc__place_fast(a, v, kvtc__slot_fast(a, v), page, off, bad);
+    const unsigned token = kvtc__div(v, a.div_heads);
+    return kvtc__place_fast(a, v - token * (unsigned)a.n_heads, kvtc__slot_fast(a, token), page, off, bad);
 }
 
 /* kvtc__tree_sumsq of kvtc.h for one warp's vector: element p*32 + lane of the vector is x[p] (or, with
@@ -1454,26 +1453,49 @@ static __device__ __forceinline__ kvtc__mma_geo kvtc__mma_geometry(const kvtc__a
     geo.n_groups = D == 128 ? ((geo.n_tok + 15) >> 4) * (unsigned)a.n_heads : ((unsigned)a.n_vectors + 15) >> 4;
     return geo;
 }
+/* Group grp: its first vector v0, the step between its rows' vectors, its rows (16, fewer in a last group),
+ * and at d = 128 the token of row 0 and the head */
+struct kvtc__mma_grp {
+    unsigned v0, step, tok0, head;
+    int rows;
+};
 template <int D>
-static __device__ __forceinline__ void kvtc__mma_group(const kvtc__args &a, const kvtc__mma_geo &geo, unsigned grp,
-                                                       unsigned *v0, unsigned *step, int *rows) {
+static __device__ __forceinline__ kvtc__mma_grp kvtc__mma_group(const kvtc__args &a, const kvtc__mma_geo &geo, unsigned grp) {
+    kvtc__mma_grp gr;
     if (D == 128) {
-        const unsigned tb = kvtc__div(grp, a.div_heads), h = grp - tb * (unsigned)a.n_heads, left = geo.n_tok - 16 * tb;
-        *v0 = 16 * tb * (unsigned)a.n_heads + h, *step = (unsigned)a.n_heads, *rows = left < 16 ? (int)left : 16;
+        const unsigned tb = kvtc__div(grp, a.div_heads), left = geo.n_tok - 16 * tb;
+        gr.tok0 = 16 * tb, gr.head = grp - tb * (unsigned)a.n_heads;
+        gr.v0 = gr.tok0 * (unsigned)a.n_heads + gr.head, gr.step = (unsigned)a.n_heads, gr.rows = left < 16 ? (int)left : 16;
     } else {
         const unsigned left = (unsigned)a.n_vectors - grp * 16;
-        *v0 = grp * 16, *step = 1, *rows = left < 16 ? (int)left : 16;
+        gr.v0 = grp * 16, gr.step = 1, gr.tok0 = gr.head = 0, gr.rows = left < 16 ? (int)left : 16;
+    }
+    return gr;
+}
+/* the token and head of row `row` of group gr */
+template <int D>
+static __device__ __forceinline__ void kvtc__mma_row(const kvtc__args &a, const kvtc__mma_grp &gr, int row, unsigned *token,
+                                                     unsigned *head) {
+    if (D == 128) {
+        *token = gr.tok0 + row, *head = gr.head;
+    } else {
+        const unsigned v = gr.v0 + row;
+        *token = kvtc__div(v, a.div_heads), *head = v - *token * (unsigned)a.n_heads;
     }
 }
 /* The slots of group grp's rows g and g + 8 (-1: no such row or group), loaded one group ahead of their use */
 template <int D>
 static __device__ __forceinline__ void kvtc__mma_slots(const kvtc__args &a, const kvtc__mma_geo &geo, unsigned grp, int g,
                                                        long long (&sl)[2]) {
-    unsigned v0 = 0, step = 0;
-    int rows = 0;
-    if (grp < geo.n_groups) kvtc__mma_group<D>(a, geo, grp, &v0, &step, &rows);
+    kvtc__mma_grp gr;
+    gr.rows = 0;
+    if (grp < geo.n_groups) gr = kvtc__mma_group<D>(a, geo, grp);
 #pragma unroll
-    for (int r = 0; r < 2; ++r) sl[r] = g + 8 * r < rows ? kvtc__slot_fast(a, v0 + (g + 8 * r) * step) : -1;
+    for (int r = 0; r < 2; ++r) {
+        unsigned token = 0, head;
+        if (g + 8 * r < gr.rows) kvtc__mma_row<D>(a, gr, g + 8 * r, &token, &head);
+        sl[r] = g + 8 * r < gr.rows ? kvtc__slot_fast(a, token) : -1;
+    }
 }
 /* cp.async of group grp's rows into stage `stage` of this warp's ring, zeros past the last row; one commit
  * group even when there is nothing to copy */
@@ -1483,14 +1505,12 @@ static __device__ __forceinline__ void kvtc__mma_issue(const kvtc__args &a, cons
     constexpr int PR = D / 8; /* pieces per row */
     const int lane = threadIdx.x & 31;
     if (grp < geo.n_groups) {
-        unsigned v0, step;
-        int rows;
-        kvtc__mma_group<D>(a, geo, grp, &v0, &step, &rows);
+        const kvtc__mma_grp gr = kvtc__mma_group<D>(a, geo, grp);
         const unsigned char *x = (const unsigned char *)c.x,
-                            *src = x + (size_t)(v0 + (lane / PR) * step) * (2 * D) + 16 * (lane % PR);
-        const size_t jstep = (size_t)step * (32 / PR) * (2 * D); /* bytes between the rows of consecutive j */
+                            *src = x + (size_t)(gr.v0 + (lane / PR) * gr.step) * (2 * D) + 16 * (lane % PR);
+        const size_t jstep = (size_t)gr.step * (32 / PR) * (2 * D); /* bytes between the rows of consecutive j */
         const unsigned dst = ring + stage * 32 * D;
-        if (rows == 16) /* all but a last partial group */
+        if (gr.rows == 16) /* all but a last partial group */
 #pragma unroll
             for (int j = 0; j < D / 16; ++j)
                 kvtc__cp_async<16>(dst + kvtc__mma_piece<D>((32 / PR) * j + lane / PR, lane % PR), src + j * jstep);
@@ -1498,7 +1518,7 @@ static __device__ __forceinline__ void kvtc__mma_issue(const kvtc__args &a, cons
 #pragma unroll
             for (int j = 0; j < D / 16; ++j) {
                 const int r = (32 / PR) * j + lane / PR;
-                kvtc__cp_async16z(dst + kvtc__mma_piece<D>(r, lane % PR), r < rows ? src + j * jstep : x, r < rows ? 16 : 0);
+                kvtc__cp_async16z(dst + kvtc__mma_piece<D>(r, lane % PR), r < gr.rows ? src + j * jstep : x, r < gr.rows ? 16 : 0);
             }
     }
     kvtc__cp_commit();
@@ -1522,13 +1542,15 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
         /* ---- where the rows go; then the next group's slot loads, which this group's work hides */
         bool valid[2], bad[2];
         long long page[2];
-        unsigned v0, step;
-        int off[2], rows;
-        kvtc__mma_group<D>(a, geo, grp, &v0, &step, &rows);
+        int off[2];
+        const kvtc__mma_grp gr = kvtc__mma_group<D>(a, geo, grp);
+        const int rows = gr.rows;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
+            unsigned token, head = 0;
+            if (g + 8 * r < rows) kvtc__mma_row<D>(a, gr, g + 8 * r, &token, &head);
             bad[r] = false;
-            valid[r] = g + 8 * r < rows && kvtc__place_fast(a, v0 + (g + 8 * r) * step, sl[r], &page[r], &off[r], &bad[r]);
+            valid[r] = g + 8 * r < rows && kvtc__place_fast(a, head, sl[r], &page[r], &off[r], &bad[r]);
         }
         kvtc__mma_slots<D>(a, geo, grp + gstride, g, sl);
         /* ---- this lane's words: xw[r][w] = coordinates W t + 2w, + 1 of row g + 8r */
@@ -1557,7 +1579,7 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
 #pragma unroll
             for (int r = 0; r < 2; ++r)
                 nm[r] = kvtc__mma_careful<D, BF>(g + 8 * r < rows ? (const uint4 *)((const unsigned char *)c.x +
-                                                                                 (size_t)(v0 + (g + 8 * r) * step) * (2 * D)) + t * (D / 32)
+                                                                                 (size_t)(gr.v0 + (g + 8 * r) * gr.step) * (2 * D)) + t * (D / 32)
                                                                   : nullptr,
                                                  nm[r].ss);
 #pragma unroll
