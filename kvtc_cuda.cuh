@@ -1285,8 +1285,9 @@ static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.
  * kvtc__mma_group);
  * cp.async brings them (16 rows of 2D bytes, the 16-byte pieces XOR-swizzled so the reads below are
  * free of bank conflicts) into a ring of KVTC__MMA_STAGES stages per warp. With g = lane / 4, t = lane
- * % 4, lane (g, t) owns rows g and g + 8, coordinates [W t, W t + W), W = D / 4: whole chunks of kvtc.h's
- * sum tree, so the norm and the centroid sum add in kvtc.h's order.
+ * % 4, lane (g, t) owns rows g and g + 8 (one after the other, one row's registers at a time), coordinates
+ * [W t, W t + W), W = D / 4: whole chunks of kvtc.h's sum tree, so the norm and the centroid sum add in
+ * kvtc.h's order (the norm's coordinates made floats by mmas: kvtc__mma_sumsq_tc).
  * Rotation: H_D(s x) in one pass. A coordinate W t + 8 i + e (i < D / 32, e < 8) has inner bits {bit 0 of
  * e, bit 2 of e, t} and outer bits {bit 1 of e, i}: H_D = H_16 (inner) x H_{D/16} (outer). The inner part is
  * one m16n8k16 mma per (i, n-tile) and vector row (g, then g + 8), whose A fragment is the row's 16-byte
@@ -1299,9 +1300,9 @@ static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.
  * Cells: s = sat(y sv + 1/2) with sv = fwht_scale / (2 R |x|) puts the codebook's boundaries b at
  * b / (2R) + 1/2; round(31 s) picks one of 32 buckets narrower than the least gap between boundaries,
  * and two shuffles give the bucket's boundary (2: none) and the cell below it. Unlike
- * kvtc__k_compress_fast this does not repeat kvtc.h's rounding: a coordinate within float rounding of
- * a boundary may take the other cell (rate in bench/RESULTS.md, < 1e-5); everything else is the CPU's
- * bytes. grid (min(groups / warps, 4 blocks per SM), 1 or 2 tensors), block 32 KVTC__MMA_WARPS. */
+ * kvtc__k_compress_fast this does not repeat kvtc.h's rounding (nor its division: sv takes a reciprocal
+ * square root): a coordinate within float rounding of a boundary may take the other cell (rate in
+ * bench/RESULTS.md, < 1e-5); everything else is the CPU's bytes. grid (min(groups / warps, 4 blocks per SM), 1 or 2 tensors), block 32 KVTC__MMA_WARPS. */
 #ifndef KVTC__MMA_WARPS
 #define KVTC__MMA_WARPS 4 /* warps per block */
 #endif
@@ -1377,9 +1378,9 @@ static __device__ __forceinline__ void kvtc__mma_store(unsigned char *p, const u
     }
 }
 
-/* kvtc.h's sum of squares of a row from this lane's words w (coordinates W t + 2i, + 1), over the row's 4 lanes;
- * SCALED: of the coordinates times 2^-ex */
-template <int D, bool BF, bool SCALED>
+/* kvtc.h's sum of squares of a row's coordinates times 2^-ex, from this lane's words w (coordinates W t + 2i, + 1),
+ * over the row's 4 lanes */
+template <int D, bool BF>
 static __device__ __forceinline__ float kvtc__mma_sumsq(const unsigned (&w)[D / 8], int ex) {
     constexpr int NQ = D / 64; /* this lane's chunks of 16 */
     float part[NQ];
@@ -1388,14 +1389,51 @@ static __device__ __forceinline__ float kvtc__mma_sumsq(const unsigned (&w)[D / 
         float acc = 0.0f;
 #pragma unroll
         for (int i = 8 * q; i < 8 * q + 8; ++i) {
-            float2 f = kvtc__pair_f32<BF>(w[i]);
-            if (SCALED) f = make_float2(ldexpf(f.x, -ex), ldexpf(f.y, -ex));
+            const float2 p = kvtc__pair_f32<BF>(w[i]), f = make_float2(ldexpf(p.x, -ex), ldexpf(p.y, -ex));
             acc = __fmaf_rn(f.y, f.y, __fmaf_rn(f.x, f.x, acc));
         }
         part[q] = acc;
     }
     return kvtc__mma_tree<NQ>(part);
 }
+/* kvtc__mma_sumsq of a row from its 16-byte pieces w as loaded, their fp16/bf16 pairs turned into floats by two
+ * m16n8k8 mmas per piece instead of one conversion per coordinate: A = (c0 c1, c2 c3), then (c4 c5, c6 c7); B = sel
+ * (kvtc__mma_sel: this lane's own k-slots 2t, 2t + 1 to columns 2t, 2t + 1), exactly (one product by 1 plus zeros) */
+template <bool BF>
+static __device__ __forceinline__ void kvtc__mma_cvt(float (&d)[4], unsigned a0, unsigned a1, unsigned b) {
+    if (BF)
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
+            : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+            : "r"(a0), "r"(a1), "r"(b), "f"(0.0f));
+    else
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
+            : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+            : "r"(a0), "r"(a1), "r"(b), "f"(0.0f));
+}
+template <int D, bool BF>
+static __device__ __forceinline__ float kvtc__mma_sumsq_tc(const unsigned (&w)[D / 8], unsigned sel) {
+    constexpr int NQ = D / 64;
+    float part[NQ];
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) part[q] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < D / 32; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float f[4];
+            kvtc__mma_cvt<BF>(f, w[4 * i + 2 * h], w[4 * i + 2 * h + 1], sel);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) part[i / 2] = __fmaf_rn(f[e], f[e], part[i / 2]);
+        }
+    return kvtc__mma_tree<NQ>(part);
+}
+/* the B word of kvtc__mma_sumsq_tc for lane (g, t): 1 at k-slot 2t for column g = 2t, at 2t + 1 for g = 2t + 1 */
+template <bool BF>
+static __device__ __forceinline__ unsigned kvtc__mma_sel(int g, int t) {
+    const unsigned one = BF ? 0x3F80u : 0x3C00u;
+    return (g == 2 * t ? one : 0u) | (g == 2 * t + 1 ? one << 16 : 0u);
+}
+
 /* The careful norm of a row whose sum of squares ss is tiny, huge or not finite, as kvtc__compress_fast_body
  * (the row's 4 lanes call it together): a non-finite or zero row is flagged, others rescaled by 2^-ex and
  * summed again. It reads this lane's words of the row again from the input (row: NULL past the group's last
@@ -1432,7 +1470,7 @@ static __device__ __noinline__ kvtc__mma_norm kvtc__mma_careful(const uint4 *row
     n.nonfinite = slow && !fin;
     n.zero = slow && fin && mx == 0.0f;
     n.ex = scale ? ilogbf(mx) : 0;
-    const float s2 = kvtc__mma_sumsq<D, BF, true>(w, n.ex);
+    const float s2 = kvtc__mma_sumsq<D, BF>(w, n.ex);
     n.ss = scale ? s2 : ss;
     return n;
 }
@@ -1534,73 +1572,63 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
     constexpr int SEG = W * BITS / 8, CW = (SEG + 3) / 4;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const float sq = __fmul_rn(c.inv2r, c.fwht_scale);
+    const unsigned sel = kvtc__mma_sel<BF>(g, t);
     const unsigned gstride = gridDim.x * KVTC__MMA_WARPS, grp0 = blockIdx.x * KVTC__MMA_WARPS + (threadIdx.x >> 5);
     int stage = 0;
-    long long sl[2];
+    long long sl[2]; /* the slots of the next rows to place */
     kvtc__mma_slots<D>(a, geo, grp0, g, sl);
     for (unsigned grp = grp0; grp < geo.n_groups; grp += gstride) {
-        /* ---- where the rows go; then the next group's slot loads, which this group's work hides */
-        bool valid[2], bad[2];
-        long long page[2];
-        int off[2];
         const kvtc__mma_grp gr = kvtc__mma_group<D>(a, geo, grp);
-        const int rows = gr.rows;
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            unsigned token, head = 0;
-            if (g + 8 * r < rows) kvtc__mma_row<D>(a, gr, g + 8 * r, &token, &head);
-            bad[r] = false;
-            valid[r] = g + 8 * r < rows && kvtc__place_fast(a, head, sl[r], &page[r], &off[r], &bad[r]);
-        }
-        kvtc__mma_slots<D>(a, geo, grp + gstride, g, sl);
-        /* ---- this lane's words: xw[r][w] = coordinates W t + 2w, + 1 of row g + 8r */
-        unsigned xw[2][WW];
         kvtc__cp_wait<KVTC__MMA_STAGES - 1>();
         __syncwarp();
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
+        for (int r = 0; r < 2; ++r) { /* vector rows g, then g + 8: one row's registers at a time */
+            const int row = g + 8 * r;
+            /* ---- where the row goes; after the last row, the next group's slot loads, which row 1's work hides */
+            unsigned token, head = 0;
+            bool bad = false;
+            long long page = 0;
+            int off = 0;
+            if (row < gr.rows) kvtc__mma_row<D>(a, gr, row, &token, &head);
+            const bool valid = row < gr.rows && kvtc__place_fast(a, head, sl[r], &page, &off, &bad);
+            if (r == 1) kvtc__mma_slots<D>(a, geo, grp + gstride, g, sl);
+            /* ---- this lane's words: xw[w] = coordinates W t + 2w, + 1; after the last row the stage takes a copy */
+            unsigned xw[WW];
 #pragma unroll
             for (int i = 0; i < PL; ++i) {
                 unsigned w4[4];
-                kvtc__lds_words<4>(ring + stage * STAGE + kvtc__mma_piece<D>(g + 8 * r, PL * t + i), w4);
+                kvtc__lds_words<4>(ring + stage * STAGE + kvtc__mma_piece<D>(row, PL * t + i), w4);
 #pragma unroll
-                for (int k = 0; k < 4; ++k) xw[r][4 * i + k] = w4[k];
+                for (int k = 0; k < 4; ++k) xw[4 * i + k] = w4[k];
             }
-        __syncwarp();
-        kvtc__mma_issue<D>(a, c, geo, ring, grp + KVTC__MMA_STAGES * gstride, stage);
-        stage = stage + 1 == KVTC__MMA_STAGES ? 0 : stage + 1;
-        /* ---- norms (kvtc.h's arithmetic and order; the careful path as in kvtc__compress_fast_body) */
-        kvtc__mma_norm nm[2];
-        float norm[2], sv[2];
+            if (r == 1) {
+                __syncwarp();
+                kvtc__mma_issue<D>(a, c, geo, ring, grp + KVTC__MMA_STAGES * gstride, stage);
+                stage = stage + 1 == KVTC__MMA_STAGES ? 0 : stage + 1;
+            }
+            /* ---- norm (kvtc.h's arithmetic and order; the careful path as in kvtc__compress_fast_body) */
+            kvtc__mma_norm nm = {kvtc__mma_sumsq_tc<D, BF>(xw, sel), 0, 0, 0};
+            if (__any_sync(KVTC__FULL, valid && !(nm.ss >= 1e-30f && nm.ss <= 3e38f)))
+                nm = kvtc__mma_careful<D, BF>(row < gr.rows ? (const uint4 *)((const unsigned char *)c.x +
+                                                                            (size_t)(gr.v0 + row * gr.step) * (2 * D)) + t * (D / 32)
+                                                            : nullptr,
+                                              nm.ss);
+            float norm = __fsqrt_rn(nm.ss);
+            /* y = H(s x) is not scaled: sv carries 2^-ex. It only picks cells (within float rounding of a boundary
+             * either cell is allowed), so an approximate reciprocal square root does. */
+            float sv = __fmul_rn(sq, rsqrtf(nm.ss));
+            if (nm.ex) sv = ldexpf(sv, -nm.ex), norm = ldexpf(norm, nm.ex);
+            /* ---- rotate (mma + butterflies), cells, codes, the centroids' chunk sums */
+            unsigned code[CW];
+            float cpart[NQ];
 #pragma unroll
-        for (int r = 0; r < 2; ++r) nm[r] = {kvtc__mma_sumsq<D, BF, false>(xw[r], 0), 0, 0, 0};
-        if (__any_sync(KVTC__FULL, (valid[0] && !(nm[0].ss >= 1e-30f && nm[0].ss <= 3e38f)) ||
-                                       (valid[1] && !(nm[1].ss >= 1e-30f && nm[1].ss <= 3e38f))))
+            for (int k = 0; k < CW; ++k) code[k] = 0u;
 #pragma unroll
-            for (int r = 0; r < 2; ++r)
-                nm[r] = kvtc__mma_careful<D, BF>(g + 8 * r < rows ? (const uint4 *)((const unsigned char *)c.x +
-                                                                                 (size_t)(gr.v0 + (g + 8 * r) * gr.step) * (2 * D)) + t * (D / 32)
-                                                                  : nullptr,
-                                                 nm[r].ss);
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            norm[r] = __fsqrt_rn(nm[r].ss);
-            sv[r] = __fdiv_rn(sq, norm[r]); /* y = H(s x) is not scaled: sv carries 2^-ex */
-            if (nm[r].ex) sv[r] = ldexpf(sv[r], -nm[r].ex), norm[r] = ldexpf(norm[r], nm[r].ex);
-        }
-        /* ---- rotate (mma + butterflies), cells, codes, the centroids' chunk sums, one vector row at a time */
-        unsigned code[2][CW];
-        float cpart[2][NQ];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-#pragma unroll
-            for (int k = 0; k < CW; ++k) code[r][k] = 0u;
-#pragma unroll
-            for (int q = 0; q < NQ; ++q) cpart[r][q] = 0.0f;
+            for (int q = 0; q < NQ; ++q) cpart[q] = 0.0f;
             float acc[PL][2][4];
 #pragma unroll
             for (int i = 0; i < PL; ++i) {
-                const unsigned f[4] = {xw[r][4 * i], xw[r][4 * i + 1] ^ msk[2 * i], xw[r][4 * i + 2], xw[r][4 * i + 3] ^ msk[2 * i + 1]};
+                const unsigned f[4] = {xw[4 * i], xw[4 * i + 1] ^ msk[2 * i], xw[4 * i + 2], xw[4 * i + 3] ^ msk[2 * i + 1]};
 #pragma unroll
                 for (int nt = 0; nt < 2; ++nt) {
                     acc[i][nt][0] = acc[i][nt][1] = acc[i][nt][2] = acc[i][nt][3] = 0.0f;
@@ -1637,35 +1665,32 @@ static __device__ __forceinline__ void kvtc__compress_mma_body(const kvtc__args 
 #pragma unroll
                     for (int q = 0; q < 4; ++q) {
                         const int o = 8 * i + 4 * nt + q, bit = BITS * o; /* q = 2 b1 + e' */
-                        const float s = __saturatef(__fmaf_rn(acc[i][nt][q], sv[r], 0.5f));
+                        const float s = __saturatef(__fmaf_rn(acc[i][nt][q], sv, 0.5f));
                         const int kb = __float_as_int(__fmaf_rn(s, 31.0f, 8388608.0f)); /* low 5 bits: round(31 s) */
                         const float e = __shfl_sync(KVTC__FULL, E, kb);
                         /* + (s > e): both are non-negative floats (s >= +0), so their bits compare as integers */
                         const int idx = __shfl_sync(KVTC__FULL, LO, kb) +
                                         (int)((unsigned)(__float_as_int(e) - __float_as_int(s)) >> 31);
-                        code[r][bit / 32] += (unsigned)idx << (bit % 32); /* fields are disjoint: one IMAD */
-                        if (bit % 32 + BITS > 32) code[r][bit / 32 + 1] += (unsigned)idx >> (32 - bit % 32);
+                        code[bit / 32] += (unsigned)idx << (bit % 32); /* fields are disjoint: one IMAD */
+                        if (bit % 32 + BITS > 32) code[bit / 32 + 1] += (unsigned)idx >> (32 - bit % 32);
                         const float cm = __shfl_sync(KVTC__FULL, CM, idx); /* used with norm correction only */
-                        cpart[r][o / 16] = __fmaf_rn(cm, cm, cpart[r][o / 16]);
+                        cpart[o / 16] = __fmaf_rn(cm, cm, cpart[o / 16]);
                     }
-        }
-        /* ---- store: the norm (lane t = 0), then SEG bytes of codes per lane and row */
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float want = norm[r];
-            if (c.corr > 0) want = __fdiv_rn(norm[r], __fsqrt_rn(kvtc__mma_tree<NQ>(cpart[r])));
+            /* ---- store: the norm (lane t = 0), then SEG bytes of codes per lane */
+            float want = norm;
+            if (c.corr > 0) want = __fdiv_rn(norm, __fsqrt_rn(kvtc__mma_tree<NQ>(cpart)));
             bool range, blank;
-            const unsigned nbits = kvtc__norm_bits(c, want, nm[r].nonfinite, nm[r].zero, &range, &blank);
-            if (a.status && t == 0 && valid[r] && (nm[r].nonfinite || range))
-                atomicOr(a.status, nm[r].nonfinite ? KVTC_CUDA_FLAG_NONFINITE : KVTC_CUDA_FLAG_RANGE);
-            if (a.status && t == 0 && bad[r]) atomicOr(a.status, KVTC_CUDA_FLAG_BAD_SLOT);
-            if (!valid[r]) continue;
-            unsigned char *pg = (unsigned char *)c.y + page[r] * (long long)c.page_bytes;
-            if (t == 0) kvtc__put_norm_bits(c, pg, off[r], nbits);
+            const unsigned nbits = kvtc__norm_bits(c, want, nm.nonfinite, nm.zero, &range, &blank);
+            if (a.status && t == 0 && valid && (nm.nonfinite || range))
+                atomicOr(a.status, nm.nonfinite ? KVTC_CUDA_FLAG_NONFINITE : KVTC_CUDA_FLAG_RANGE);
+            if (a.status && t == 0 && bad) atomicOr(a.status, KVTC_CUDA_FLAG_BAD_SLOT);
+            if (!valid) continue;
+            unsigned char *pg = (unsigned char *)c.y + page * (long long)c.page_bytes;
+            if (t == 0) kvtc__put_norm_bits(c, pg, off, nbits);
             if (blank)
 #pragma unroll
-                for (int k = 0; k < CW; ++k) code[r][k] = 0u;
-            kvtc__mma_store<SEG>(pg + c.off_codes + (size_t)off[r] * c.code_bytes + SEG * t, code[r]);
+                for (int k = 0; k < CW; ++k) code[k] = 0u;
+            kvtc__mma_store<SEG>(pg + c.off_codes + (size_t)off * c.code_bytes + SEG * t, code);
         }
     }
 }
