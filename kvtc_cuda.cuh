@@ -1302,7 +1302,8 @@ static __device__ __forceinline__ void kvtc__cp_wait() { asm volatile("cp.async.
  * and two shuffles give the bucket's boundary (2: none) and the cell below it. Unlike
  * kvtc__k_compress_fast this does not repeat kvtc.h's rounding (nor its division: sv takes a reciprocal
  * square root): a coordinate within float rounding of a boundary may take the other cell (rate in
- * bench/RESULTS.md, < 1e-5); everything else is the CPU's bytes. grid (min(groups / warps, 4 blocks per SM), 1 or 2 tensors), block 32 KVTC__MMA_WARPS. */
+ * bench/RESULTS.md, < 1e-5); everything else is the CPU's bytes. grid (min(groups / warps, one wave of
+ * KVTC__MMA_SM_WARPS per SM), 1 or 2 tensors), block 32 KVTC__MMA_WARPS. */
 #ifndef KVTC__MMA_WARPS
 #define KVTC__MMA_WARPS 4 /* warps per block */
 #endif
@@ -1396,9 +1397,7 @@ static __device__ __forceinline__ float kvtc__mma_sumsq(const unsigned (&w)[D / 
     }
     return kvtc__mma_tree<NQ>(part);
 }
-/* kvtc__mma_sumsq of a row from its 16-byte pieces w as loaded, their fp16/bf16 pairs turned into floats by two
- * m16n8k8 mmas per piece instead of one conversion per coordinate: A = (c0 c1, c2 c3), then (c4 c5, c6 c7); B = sel
- * (kvtc__mma_sel: this lane's own k-slots 2t, 2t + 1 to columns 2t, 2t + 1), exactly (one product by 1 plus zeros) */
+/* d = the m16n8k8 product of A = (a0, a1) and B = b, from zero */
 template <bool BF>
 static __device__ __forceinline__ void kvtc__mma_cvt(float (&d)[4], unsigned a0, unsigned a1, unsigned b) {
     if (BF)
@@ -1410,6 +1409,10 @@ static __device__ __forceinline__ void kvtc__mma_cvt(float (&d)[4], unsigned a0,
             : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
             : "r"(a0), "r"(a1), "r"(b), "f"(0.0f));
 }
+/* kvtc__mma_sumsq (ex = 0) of a row from its 16-byte pieces w as loaded, their fp16/bf16 pairs turned into floats
+ * by two m16n8k8 mmas per piece instead of one conversion per coordinate: A = (c0 c1, c2 c3), then (c4 c5, c6 c7);
+ * B = sel (kvtc__mma_sel: this lane's own k-slots 2t, 2t + 1 to columns 2t, 2t + 1), exactly (one product by 1
+ * plus zeros; an Inf or NaN elsewhere in the row spoils the sum, and the careful path takes that row) */
 template <int D, bool BF>
 static __device__ __forceinline__ float kvtc__mma_sumsq_tc(const unsigned (&w)[D / 8], unsigned sel) {
     constexpr int NQ = D / 64;
@@ -1475,12 +1478,11 @@ static __device__ __noinline__ kvtc__mma_norm kvtc__mma_careful(const uint4 *row
     return n;
 }
 
-/* Group grp of kvtc__k_compress_mma: its first vector v0, the step between its rows' vectors, and its rows
- * (16, fewer in a last group). At d = 128 a group is 16 consecutive tokens of one head (tokens 16 (grp /
- * n_heads) .., head grp % n_heads), so its records fill one page's slots in order; at d = 64 and 256, 16
- * consecutive vectors. H100, 1M vectors, 4 bits (bench/RESULTS.md, 2026-12-07 07:20): head-major 212 -> 191
- * us at d = 128 (same run), but 124 us at d = 64 and 436 at d = 256, against 115 and 410 vector-major (05:28). */
-/* The launch's tokens and groups, computed once per thread (n_vectors < 2^31: 32-bit indices throughout) */
+/* The launch's tokens and groups of kvtc__k_compress_mma, computed once per thread (n_vectors < 2^31: 32-bit
+ * indices throughout). At d = 128 a group is 16 consecutive tokens of one head (tokens 16 (grp / n_heads) ..,
+ * head grp % n_heads), so its records fill one page's slots in order; at d = 64 and 256, 16 consecutive
+ * vectors. H100, 1M vectors, 4 bits (bench/RESULTS.md, 2026-12-07 07:20): head-major 212 -> 191 us at d = 128
+ * (same run), but 124 us at d = 64 and 436 at d = 256, against 115 and 410 vector-major (05:28). */
 struct kvtc__mma_geo {
     unsigned n_tok, n_groups;
 };
